@@ -1,0 +1,28 @@
+"""policy-engine: authorization decisions for LLM backends.
+
+The engine is also a library: `Engine` answers `enforce(*values)` exactly as
+pycasbin does, so a Python backend can embed it in-process.
+"""
+
+from policy_engine.engine import Decision, Engine, Entity, MatchedRule
+from policy_engine.errors import (
+    EngineError,
+    EvaluationError,
+    ModelError,
+    PolicyEngineError,
+    PolicyLoadError,
+    RequestError,
+)
+
+__all__ = [
+    "Decision",
+    "Engine",
+    "EngineError",
+    "Entity",
+    "EvaluationError",
+    "MatchedRule",
+    "ModelError",
+    "PolicyEngineError",
+    "PolicyLoadError",
+    "RequestError",
+]

@@ -1,0 +1,141 @@
+"""An LLM action (tenant, subject, actor, action, resource, context) bound to a Casbin model.
+
+This is the one place that knows how the service's request maps onto a
+model's request tokens, and the one place of the subject-AND-actor rule, so
+that the server and `policyctl test` decide identically.
+
+Binding is by token name: `sub` the subject, `dom` the tenant, `obj` the
+resource as "<kind>:<id>" (attributes and `kind` readable as `r.obj.<name>`),
+`act` the action, `ctx` the context. With an actor, the actor is decided as
+the subject of the same request, and the answer is allow only if both are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy_engine.engine import Engine, Entity, MatchedRule
+from policy_engine.errors import EngineError, ModelError
+
+__all__ = [
+    "BINDABLE_TOKENS",
+    "Action",
+    "ActionDecision",
+    "Party",
+    "ResourceRef",
+    "check_bindable",
+    "decide_action",
+    "resource_key",
+]
+
+BINDABLE_TOKENS = frozenset({"sub", "dom", "obj", "act", "ctx"})
+
+
+@dataclass(frozen=True)
+class Party:
+    """A subject or an actor: an id and its attributes."""
+
+    id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A tool, data scope, model or memory: kind, id and attributes."""
+
+    kind: str
+    id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return resource_key(self.kind, self.id)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action an LLM application wants to take on someone's behalf."""
+
+    tenant: str
+    subject: Party
+    action: str
+    resource: ResourceRef
+    actor: Party | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionDecision:
+    """The answer for an Action: `denied_party` is "subject", "actor" or "" when allowed."""
+
+    allowed: bool
+    reason: str
+    matched: tuple[MatchedRule, ...] = ()
+    denied_party: str = ""
+
+
+def resource_key(kind: str, id: str) -> str:  # noqa: A002
+    """The string rules see as r.obj: "tool:web_search", or the bare id when there is no kind."""
+    return f"{kind}:{id}" if kind else id
+
+
+def check_bindable(engine: Engine) -> None:
+    """Refuse a model whose request tokens the service cannot fill."""
+    unknown = [t for t in engine.request_tokens if t not in BINDABLE_TOKENS]
+    if unknown:
+        raise ModelError(
+            f"request_definition uses {', '.join(unknown)}; "
+            f"the service binds only {', '.join(sorted(BINDABLE_TOKENS))}"
+        )
+
+
+def decide_action(engine: Engine, action: Action) -> ActionDecision:
+    """Decide an action: the subject, and the actor when there is one, must both be allowed."""
+    subject = _decide_party(engine, action, action.subject, "subject")
+    if not subject.allowed or action.actor is None:
+        return subject
+    actor = _decide_party(engine, action, action.actor, "actor")
+    if not actor.allowed:
+        return actor
+    return ActionDecision(
+        allowed=True,
+        reason=f"{subject.reason}; actor {action.actor.id!r}: {actor.reason}",
+        matched=subject.matched + actor.matched,
+    )
+
+
+def _decide_party(engine: Engine, action: Action, party: Party, role: str) -> ActionDecision:
+    values = _bind(engine, action, party)
+    try:
+        decision = engine.decide(*values)
+    except EngineError as exc:
+        return ActionDecision(
+            allowed=False, reason=f"{role} {party.id!r}: evaluation error: {exc}", denied_party=role
+        )
+    if decision.allowed:
+        rule = decision.matched[0].text if decision.matched else "the policy effect"
+        return ActionDecision(allowed=True, reason=f"allowed by {rule}", matched=decision.matched)
+    if decision.matched:
+        why = f"denied by {decision.matched[0].text}"
+    else:
+        why = "no rule allows it"
+    return ActionDecision(
+        allowed=False,
+        reason=f"{role} {party.id!r} is not allowed: {why}",
+        matched=decision.matched,
+        denied_party=role,
+    )
+
+
+def _bind(engine: Engine, action: Action, party: Party) -> list[Any]:
+    resource = action.resource
+    by_token: dict[str, Any] = {
+        "sub": Entity(party.id, party.attributes),
+        "dom": action.tenant,
+        "obj": Entity(resource.key, {**resource.attributes, "kind": resource.kind}),
+        "act": action.action,
+        "ctx": Entity("", action.context),
+    }
+    return [by_token[token] for token in engine.request_tokens]

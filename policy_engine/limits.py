@@ -1,0 +1,21 @@
+"""Request limits, documented in one place and enforced before any policy work.
+
+| what                                   | limit      |
+|----------------------------------------|------------|
+| tenant, action, policy set, request id | 256 chars  |
+| subject, actor and resource ids, kind  | 256 chars  |
+| attribute Struct (each), serialized    | 16 KiB     |
+| attribute nesting depth                | 8 levels   |
+| attributes per entity                  | 64         |
+| attribute name                         | 64 chars, a Python identifier |
+| whole Check request                    | 64 KiB     |
+"""
+
+from __future__ import annotations
+
+MAX_ID_LENGTH = 256
+MAX_STRUCT_BYTES = 16 * 1024
+MAX_NESTING_DEPTH = 8
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_NAME_LENGTH = 64
+MAX_REQUEST_BYTES = 64 * 1024

@@ -1,0 +1,24 @@
+"""gRPC servicers: convert, call the service, convert. Errors are mapped by an interceptor."""
+
+from __future__ import annotations
+
+import grpc
+
+from policy_engine.server import convert
+from policy_engine.service import DecisionService
+from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc
+
+__all__ = ["AuthorizationServicer"]
+
+
+class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer):
+    def __init__(self, decisions: DecisionService) -> None:
+        self._decisions = decisions
+
+    async def Check(  # noqa: N802 - gRPC method name
+        self, request: authorization_pb2.CheckRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.CheckResponse:
+        outcome = await self._decisions.check(
+            convert.check_input(request), timeout=context.time_remaining()
+        )
+        return convert.check_response(outcome, explain=request.explain)

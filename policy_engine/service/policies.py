@@ -1,0 +1,127 @@
+"""The compiled policy of every set, as loaded in this process, and how it gets there.
+
+A LoadedPolicy is immutable; swapping a set to a new version is one
+reference assignment in the registry, so a request sees either the old
+version or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from policy_engine.bundle import Bundle, bundle_digest, compile_bundle, run_bundle_tests
+from policy_engine.engine import Engine
+from policy_engine.errors import BundleError, NoActiveVersionError, NotFoundError
+from policy_engine.store import NewVersion, PolicyRepository, VersionRecord
+
+__all__ = ["LoadedPolicy", "PolicyRegistry", "import_new_bundles", "load_version"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """One version of one policy set, compiled and ready to decide."""
+
+    policy_set: str
+    version: int
+    sha256: str
+    engine: Engine
+    role_names: frozenset[str]
+
+
+def load_version(record: VersionRecord) -> LoadedPolicy:
+    """Compile a stored version (off the request path: this can take a while for big sets)."""
+    bundle = Bundle(record.policy_set, record.model_text, record.policy_text, record.tests)
+    engine = compile_bundle(bundle)
+    return LoadedPolicy(
+        policy_set=record.policy_set,
+        version=record.number,
+        sha256=record.sha256,
+        engine=engine,
+        role_names=engine.role_names,
+    )
+
+
+class PolicyRegistry:
+    """The active, compiled version of each policy set in this process."""
+
+    def __init__(self) -> None:
+        self._policies: Mapping[str, LoadedPolicy] = MappingProxyType({})
+        self._changed = asyncio.Event()
+
+    def get(self, policy_set: str) -> LoadedPolicy:
+        policy = self._policies.get(policy_set)
+        if policy is None:
+            raise NotFoundError(f"unknown policy set {policy_set!r}")
+        return policy
+
+    def snapshot(self) -> Mapping[str, LoadedPolicy]:
+        return self._policies
+
+    def install(self, policy: LoadedPolicy) -> None:
+        """Make `policy` the one that decides for its set (copy-on-write, one assignment)."""
+        self._policies = MappingProxyType({**self._policies, policy.policy_set: policy})
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
+        """The set's policy once its version is at least `min_version`, or raise on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            policy = self._policies.get(policy_set)
+            if policy is not None and policy.version >= min_version:
+                return policy
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                have = policy.version if policy else "none"
+                raise NoActiveVersionError(
+                    f"policy set {policy_set!r}: version {min_version} is not loaded yet (have {have})"
+                )
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+def import_new_bundles(
+    repository: PolicyRepository, bundles: list[Bundle], author: str
+) -> list[VersionRecord]:
+    """Store and activate, as version 1, each bundle whose policy set the database does not know.
+
+    A bundle that does not compile or whose tests fail is skipped with an error
+    in the log; the others are imported.
+    """
+    known = set(repository.policy_set_names())
+    imported = []
+    for bundle in bundles:
+        if bundle.name in known:
+            continue
+        try:
+            engine = compile_bundle(bundle)
+            report = run_bundle_tests(bundle, engine)
+            if not report.passed:
+                raise BundleError(report.problems())
+        except BundleError as exc:
+            log.error("not importing policy set %s: %s", bundle.name, exc)
+            continue
+        record, _ = repository.add_version(
+            bundle.name,
+            NewVersion(
+                model_text=bundle.model_text,
+                policy_text=bundle.policy_text,
+                tests=bundle.tests,
+                sha256=bundle_digest(bundle),
+                rule_count=engine.rule_count,
+                message=f"imported from policies/{bundle.name} at start-up",
+                author=author,
+            ),
+        )
+        repository.activate(bundle.name, record.number, actor=author, reason="initial import")
+        imported.append(record)
+    return imported

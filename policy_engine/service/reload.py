@@ -1,0 +1,69 @@
+"""Keep the registry on the active versions in the database, compiling off the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from policy_engine.errors import PolicyEngineError, StoreUnavailableError
+from policy_engine.service.policies import PolicyRegistry, load_version
+from policy_engine.store import PolicyRepository
+
+__all__ = ["Reloader"]
+
+log = logging.getLogger(__name__)
+
+
+class Reloader:
+    """Polls the activation log and installs every newly activated version.
+
+    If the database is unreachable, the versions already loaded keep deciding;
+    the next successful poll catches up.
+    """
+
+    def __init__(
+        self, repository: PolicyRepository, registry: PolicyRegistry, interval: float = 1.0
+    ) -> None:
+        self._repository = repository
+        self._registry = registry
+        self._interval = interval
+        self._seen_activation = -1
+
+    async def sync(self) -> list[str]:
+        """Load every active version that differs from the loaded one; returns the sets loaded."""
+        marker = await asyncio.to_thread(self._repository.latest_activation_id)
+        if marker == self._seen_activation:
+            return []
+        active = await asyncio.to_thread(self._repository.active_versions)
+        loaded_now = []
+        for name, record in active.items():
+            current = self._registry.snapshot().get(name)
+            if current is not None and current.version == record.number:
+                continue
+            try:
+                policy = await asyncio.to_thread(load_version, record)
+            except PolicyEngineError as exc:
+                log.error("cannot load policy set %s version %d: %s", name, record.number, exc)
+                continue
+            self._registry.install(policy)
+            loaded_now.append(name)
+            log.info(
+                "loaded policy set %s version %d (%d rules, sha256 %s)",
+                name,
+                record.number,
+                record.rule_count,
+                record.sha256[:12],
+            )
+        self._seen_activation = marker
+        return loaded_now
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sync()
+            except StoreUnavailableError:
+                log.warning("database unavailable; still deciding on the loaded versions")
+            except Exception:
+                log.exception("reload failed; still deciding on the loaded versions")

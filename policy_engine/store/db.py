@@ -1,0 +1,95 @@
+"""Open a database from a SQLAlchemy URL and keep its schema at the code's revision (Alembic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+
+from policy_engine.errors import SchemaOutdatedError
+
+__all__ = ["SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_database(url: str) -> Engine:
+    """A SQLAlchemy engine for `url`; SQLite gets foreign keys enforced and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config(str(_PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(_PROJECT_ROOT / "migrations"))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """The database's Alembic revision (None when never migrated) and the code's head."""
+
+    current: str | None
+    head: str
+    has_tables: bool
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        has_tables = bool(inspect(conn).get_table_names())
+    return SchemaState(current=current, head=str(head), has_tables=has_tables)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def ensure_schema(engine: Engine, url_for_message: str) -> SchemaState:
+    """Migrate an empty database; refuse one whose schema is not the code's, saying what to run."""
+    state = schema_state(engine)
+    if state.current is None and not state.has_tables:
+        upgrade(engine)
+        return schema_state(engine)
+    if not state.up_to_date:
+        raise SchemaOutdatedError(
+            f"database schema is at revision {state.current or 'none'}, this code needs {state.head}: "
+            f"run `policy-engine db upgrade --db {url_for_message}`"
+        )
+    return state

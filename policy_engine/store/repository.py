@@ -1,0 +1,292 @@
+"""Repositories of policy versions and activations.
+
+Versions are immutable: this module offers no way to update or delete one,
+and activations are append-only events. The active version of a set is the
+one named by its latest activation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from policy_engine.errors import NotFoundError, StoreError, StoreUnavailableError
+from policy_engine.store.tables import activations, policy_sets, policy_versions
+
+__all__ = ["ActivationRecord", "NewVersion", "PolicyRepository", "StaleActivationError", "VersionRecord"]
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """The content and provenance of a version to store."""
+
+    model_text: str
+    policy_text: str
+    sha256: str
+    rule_count: int
+    message: str
+    author: str
+    tests: Mapping[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    policy_set: str
+    number: int
+    sha256: str
+    model_text: str
+    policy_text: str
+    tests: Mapping[str, str]
+    rule_count: int
+    message: str
+    author: str
+    git_commit: str | None
+    git_dirty: bool | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ActivationRecord:
+    id: int
+    policy_set: str
+    version: int
+    previous_version: int | None
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+class StaleActivationError(StoreError):
+    """The active version is not the one the caller expected."""
+
+
+class PolicyRepository:
+    """Policy sets, their immutable versions and activation events, in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def policy_set_names(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.scalars(select(policy_sets.c.name).order_by(policy_sets.c.name)))
+
+    def add_version(self, policy_set: str, new: NewVersion) -> tuple[VersionRecord, bool]:
+        """Store a version; identical content returns the existing version and False."""
+        for _attempt in range(5):
+            try:
+                with self._write() as conn:
+                    set_id = self._ensure_set(conn, policy_set)
+                    existing = conn.execute(
+                        _versions_query().where(
+                            policy_versions.c.policy_set_id == set_id,
+                            policy_versions.c.sha256 == new.sha256,
+                        )
+                    ).first()
+                    if existing is not None:
+                        return _version(existing), False
+                    number = (
+                        conn.scalar(
+                            select(func.max(policy_versions.c.number)).where(
+                                policy_versions.c.policy_set_id == set_id
+                            )
+                        )
+                        or 0
+                    ) + 1
+                    conn.execute(
+                        insert(policy_versions).values(
+                            policy_set_id=set_id,
+                            number=number,
+                            sha256=new.sha256,
+                            model_text=new.model_text,
+                            policy_text=new.policy_text,
+                            tests_json=json.dumps(dict(new.tests), sort_keys=True),
+                            rule_count=new.rule_count,
+                            message=new.message,
+                            author=new.author,
+                            git_commit=new.git_commit,
+                            git_dirty=new.git_dirty,
+                            created_at=_now(),
+                        )
+                    )
+                    row = conn.execute(
+                        _versions_query().where(
+                            policy_versions.c.policy_set_id == set_id,
+                            policy_versions.c.number == number,
+                        )
+                    ).one()
+                    return _version(row), True
+            except IntegrityError:
+                continue  # a concurrent push took the number; decide again
+        raise StoreError(f"could not allocate a version number for {policy_set!r}")
+
+    def get_version(self, policy_set: str, number: int) -> VersionRecord:
+        with self._read() as conn:
+            row = conn.execute(
+                _versions_query().where(
+                    policy_sets.c.name == policy_set, policy_versions.c.number == number
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"policy set {policy_set!r} has no version {number}")
+        return _version(row)
+
+    def activate(
+        self,
+        policy_set: str,
+        number: int,
+        actor: str,
+        reason: str,
+        expected_active: int | None = None,
+    ) -> ActivationRecord:
+        """Make `number` the active version; with `expected_active`, only if that is active now."""
+        with self._write() as conn:
+            set_id = conn.scalar(
+                select(policy_sets.c.id).where(policy_sets.c.name == policy_set).with_for_update()
+            )
+            if set_id is None:
+                raise NotFoundError(f"unknown policy set {policy_set!r}")
+            version_id = conn.scalar(
+                select(policy_versions.c.id).where(
+                    policy_versions.c.policy_set_id == set_id, policy_versions.c.number == number
+                )
+            )
+            if version_id is None:
+                raise NotFoundError(f"policy set {policy_set!r} has no version {number}")
+            current = self._active_number(conn, set_id)
+            if expected_active is not None and current != expected_active:
+                raise StaleActivationError(
+                    f"policy set {policy_set!r}: active version is {current}, not {expected_active}"
+                )
+            previous_id = (
+                conn.scalar(
+                    select(policy_versions.c.id).where(
+                        policy_versions.c.policy_set_id == set_id,
+                        policy_versions.c.number == current,
+                    )
+                )
+                if current is not None
+                else None
+            )
+            created_at = _now()
+            result = conn.execute(
+                insert(activations).values(
+                    policy_set_id=set_id,
+                    version_id=version_id,
+                    previous_version_id=previous_id,
+                    actor=actor,
+                    reason=reason,
+                    created_at=created_at,
+                )
+            )
+            return ActivationRecord(
+                id=int(result.inserted_primary_key[0]),
+                policy_set=policy_set,
+                version=number,
+                previous_version=current,
+                actor=actor,
+                reason=reason,
+                created_at=created_at,
+            )
+
+    def active_version(self, policy_set: str) -> VersionRecord | None:
+        return self.active_versions().get(policy_set)
+
+    def active_versions(self) -> dict[str, VersionRecord]:
+        """The active version of every policy set that has one."""
+        latest = (
+            select(func.max(activations.c.id).label("id"))
+            .group_by(activations.c.policy_set_id)
+            .subquery()
+        )
+        query = _versions_query().join(
+            activations, activations.c.version_id == policy_versions.c.id
+        ).where(activations.c.id.in_(select(latest.c.id)))
+        with self._read() as conn:
+            return {row.name: _version(row) for row in conn.execute(query)}
+
+    def latest_activation_id(self) -> int:
+        """A cheap change marker: grows with every activation in any policy set."""
+        with self._read() as conn:
+            return int(conn.scalar(select(func.coalesce(func.max(activations.c.id), 0))) or 0)
+
+    def _ensure_set(self, conn: Connection, name: str) -> int:
+        set_id = conn.scalar(
+            select(policy_sets.c.id).where(policy_sets.c.name == name).with_for_update()
+        )
+        if set_id is not None:
+            return int(set_id)
+        result = conn.execute(insert(policy_sets).values(name=name, created_at=_now()))
+        return int(result.inserted_primary_key[0])
+
+    def _active_number(self, conn: Connection, set_id: int) -> int | None:
+        return conn.scalar(
+            select(policy_versions.c.number)
+            .join(activations, activations.c.version_id == policy_versions.c.id)
+            .where(activations.c.policy_set_id == set_id)
+            .order_by(activations.c.id.desc())
+            .limit(1)
+        )
+
+    def _read(self) -> Any:
+        return _guarded(self._engine.connect())
+
+    def _write(self) -> Any:
+        return _guarded(self._engine.begin())
+
+
+class _guarded:  # noqa: N801 - used like a function in `with`
+    """Turns a lost database into StoreUnavailableError, keeping other errors as they are."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._context.__enter__()
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._context.__exit__(*exc_info)
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc
+
+
+def _versions_query():  # type: ignore[no-untyped-def]
+    return select(policy_versions, policy_sets.c.name).join(
+        policy_sets, policy_sets.c.id == policy_versions.c.policy_set_id
+    )
+
+
+def _version(row: Any) -> VersionRecord:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
+        created = created.replace(tzinfo=UTC)
+    return VersionRecord(
+        policy_set=row.name,
+        number=row.number,
+        sha256=row.sha256,
+        model_text=row.model_text,
+        policy_text=row.policy_text,
+        tests=json.loads(row.tests_json),
+        rule_count=row.rule_count,
+        message=row.message,
+        author=row.author,
+        git_commit=row.git_commit,
+        git_dirty=row.git_dirty,
+        created_at=created,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,89 @@
+"""Helpers for tests, yours and ours: a real server in-process on a free loopback port.
+
+    from policy_engine.testing import running_server
+    from policy_engine.client import SyncClient
+
+    with running_server("policies") as server, SyncClient(server.target) as client:
+        assert client.check(tenant="acme", subject="dave", action="invoke",
+                            resource="tool:web_search").allowed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from policy_engine.config import Settings
+from policy_engine.server.app import RunningServer, start_server
+
+__all__ = ["ServerHandle", "running_server"]
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """A started in-process server: where to reach it and what it runs on."""
+
+    target: str
+    port: int
+    db_url: str
+
+    def __str__(self) -> str:
+        return self.target
+
+
+@contextmanager
+def running_server(
+    policies: str | Path | None,
+    *,
+    db_url: str | None = None,
+    reload_interval: float = 0.2,
+) -> Iterator[ServerHandle]:
+    """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
+        url = db_url or f"sqlite:///{Path(scratch) / 'policy-engine.db'}"
+        settings = Settings(
+            listen="127.0.0.1:0",
+            db_url=url,
+            policies=Path(policies) if policies is not None else None,
+            reload_interval=reload_interval,
+            grace_seconds=0.5,
+        )
+        loop = asyncio.new_event_loop()
+        started: dict[str, RunningServer | BaseException] = {}
+        ready = threading.Event()
+        stop: asyncio.Event | None = None
+
+        async def main() -> None:
+            nonlocal stop
+            stop = asyncio.Event()
+            try:
+                server = await start_server(settings)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                started["error"] = exc
+                ready.set()
+                return
+            started["server"] = server
+            ready.set()
+            await stop.wait()
+            await server.stop(settings.grace_seconds)
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+        thread.start()
+        ready.wait()
+        if "error" in started:
+            thread.join()
+            loop.close()
+            raise started["error"]  # type: ignore[misc]
+        server = started["server"]
+        assert isinstance(server, RunningServer)
+        try:
+            yield ServerHandle(f"127.0.0.1:{server.port}", server.port, url)
+        finally:
+            loop.call_soon_threadsafe(stop.set)  # type: ignore[union-attr]
+            thread.join()
+            loop.close()
