@@ -15,6 +15,10 @@ The tree, so callers can catch at the level they care about::
     │   ├── SchemaOutdatedError     the schema is older than the code
     │   └── StoreUnavailableError   the database cannot be reached
     ├── NoActiveVersionError        a policy set has no (recent enough) version loaded
+    ├── NotReadyError               this replica has never loaded any policy version
+    ├── PreconditionFailedError     the stored state is not what the request expects
+    │   ├── StaleActivationError    the active version is not the expected one
+    │   └── NothingToRollBackError  there is no previously active version
     └── UnsupportedError            a request uses a feature this server does not offer
 """
 
@@ -31,6 +35,10 @@ __all__ = [
     "ModelError",
     "NoActiveVersionError",
     "NotFoundError",
+    "NotReadyError",
+    "NothingToRollBackError",
+    "PreconditionFailedError",
+    "StaleActivationError",
     "PolicyEngineError",
     "PolicyLoadError",
     "Problem",
@@ -122,3 +130,19 @@ class NoActiveVersionError(PolicyEngineError):
 
 class UnsupportedError(PolicyEngineError):
     """A request uses a feature this server does not offer (yet)."""
+
+
+class NotReadyError(PolicyEngineError):
+    """This replica has never loaded a policy version, so it cannot decide anything yet."""
+
+
+class PreconditionFailedError(PolicyEngineError):
+    """The stored state is not what the request expects; nothing was changed."""
+
+
+class StaleActivationError(PreconditionFailedError):
+    """The active version is not the one the caller expected."""
+
+
+class NothingToRollBackError(PreconditionFailedError):
+    """There is no previously active version to go back to."""

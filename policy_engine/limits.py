@@ -8,7 +8,7 @@
 | attribute nesting depth                | 8 levels   |
 | attributes per entity                  | 64         |
 | attribute name                         | 64 chars, a Python identifier |
-| whole Check request                    | 64 KiB     |
+| pushed bundle (admin PushVersion)      | 64 MiB     |
 """
 
 from __future__ import annotations
@@ -18,4 +18,7 @@ MAX_STRUCT_BYTES = 16 * 1024
 MAX_NESTING_DEPTH = 8
 MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_NAME_LENGTH = 64
-MAX_REQUEST_BYTES = 64 * 1024
+# A pushed bundle (model, rules and tests), as the admin API receives it.
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+# The transport's cap on any one message; Check-sized requests are bounded field by field above.
+MAX_MESSAGE_BYTES = MAX_BUNDLE_BYTES + 1024 * 1024

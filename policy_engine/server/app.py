@@ -12,23 +12,30 @@ import logging
 from dataclasses import dataclass, field
 
 import grpc
+from sqlalchemy import Engine
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from policy_engine import limits
 from policy_engine.bundle import load_bundles
 from policy_engine.config import Settings, is_loopback, split_host_port
+from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
+from policy_engine.server.admin_servicer import AdminServicer
 from policy_engine.server.interceptors import ErrorStatusInterceptor
 from policy_engine.server.servicers import AuthorizationServicer
-from policy_engine.service import DecisionService, PolicyRegistry, Reloader, import_new_bundles
+from policy_engine.service import DecisionService, PolicyRegistry, Reloader, VersionService
 from policy_engine.store import PolicyRepository, ensure_schema, open_database
-from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc
+from policy_engine.store.notifications import ActivationListener
+from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc
 
 __all__ = ["InsecureBindError", "RunningServer", "start_server"]
 
 log = logging.getLogger(__name__)
 
-AUTHORIZATION_SERVICE = authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name
+SERVED = (
+    authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
+)
 
 
 class InsecureBindError(Exception):
@@ -43,11 +50,13 @@ class RunningServer:
     port: int
     registry: PolicyRegistry
     health: health.aio.HealthServicer
+    listener: ActivationListener
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace`, then stop."""
         await self.health.enter_graceful_shutdown()
+        await asyncio.to_thread(self.listener.stop)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -60,75 +69,128 @@ class RunningServer:
 
 
 async def start_server(settings: Settings) -> RunningServer:
-    """Open the store, import and load policies, bind the port, start serving."""
-    host, port = split_host_port(settings.listen)
-    if not is_loopback(host):
-        if not settings.insecure:
-            raise InsecureBindError(
-                f"refusing to listen on {settings.listen}: authentication is not configured, so "
-                "only a loopback address is allowed (pass --insecure to override, at your risk)"
-            )
-        log.warning(
-            "INSECURE: listening on %s without authentication; anyone who can reach this port "
-            "can ask for and learn every decision",
-            settings.listen,
-        )
+    """Bind the port, then open the store, import and load policies, and keep them current.
+
+    If the database cannot be reached at start, the server still listens
+    (health NOT_SERVING, checks UNAVAILABLE) and retries until it can. A
+    database whose schema is older than the code stops the start.
+    """
+    host, _port = split_host_port(settings.listen)
+    _refuse_insecure_bind(host, settings)
 
     database = open_database(settings.db_url)
-    await asyncio.to_thread(ensure_schema, database, settings.db_url)
     repository = PolicyRepository(database)
-    if settings.policies is not None and settings.policies.is_dir():
-        bundles = await asyncio.to_thread(load_bundles, settings.policies)
-        for record in await asyncio.to_thread(
-            import_new_bundles, repository, bundles, f"{getpass.getuser()} (policy-engine serve)"
-        ):
-            log.info("imported policy set %s as version %d", record.policy_set, record.number)
-
+    versions = VersionService(repository)
     registry = PolicyRegistry()
     reloader = Reloader(repository, registry, interval=settings.reload_interval)
-    await reloader.sync()
-    if not registry.snapshot():
-        log.warning("no policy set is active: every Check will fail until one is activated")
 
     server = grpc.aio.server(
         interceptors=[ErrorStatusInterceptor()],
-        options=[("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES)],
+        options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
     )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
         AuthorizationServicer(DecisionService(registry)), server
     )
+    admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(AdminServicer(versions), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (AUTHORIZATION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     bound = server.add_insecure_port(settings.listen)
     if bound == 0:
         raise OSError(f"cannot listen on {settings.listen}")
-    await server.start()
+    await _set_health(health_servicer, serving=False)
 
-    status = (
-        health_pb2.HealthCheckResponse.SERVING
-        if registry.snapshot()
-        else health_pb2.HealthCheckResponse.NOT_SERVING
-    )
-    for service in ("", AUTHORIZATION_SERVICE):
-        await health_servicer.set(service, status)
-    running = RunningServer(server, bound, registry, health_servicer)
-    running._tasks.append(asyncio.create_task(_serve_when_loaded(reloader, registry, health_servicer)))
+    bootstrap = _Bootstrap(settings, database, versions, reloader)
+    ready = await bootstrap.attempt()  # a schema mismatch raises here and stops the start
+    await server.start()
     log.info("listening on %s:%d", host, bound)
+
+    loop = asyncio.get_running_loop()
+    listener = ActivationListener(database, lambda: loop.call_soon_threadsafe(reloader.wake))
+    running = RunningServer(server, bound, registry, health_servicer, listener)
+    running._tasks.append(
+        asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, health_servicer))
+    )
+    listener.start()
     return running
 
 
-async def _serve_when_loaded(
-    reloader: Reloader, registry: PolicyRegistry, health_servicer: health.aio.HealthServicer
+def _refuse_insecure_bind(host: str, settings: Settings) -> None:
+    if is_loopback(host):
+        return
+    if not settings.insecure:
+        raise InsecureBindError(
+            f"refusing to listen on {settings.listen}: authentication is not configured, so "
+            "only a loopback address is allowed (pass --insecure to override, at your risk)"
+        )
+    log.warning(
+        "INSECURE: listening on %s without authentication; anyone who can reach this port "
+        "can ask for and learn every decision",
+        settings.listen,
+    )
+
+
+class _Bootstrap:
+    """Schema check, import of new policy sets, first load: retried until the database answers."""
+
+    def __init__(
+        self, settings: Settings, database: Engine, versions: VersionService, reloader: Reloader
+    ) -> None:
+        self._settings = settings
+        self._database = database
+        self._versions = versions
+        self._reloader = reloader
+
+    async def attempt(self) -> bool:
+        try:
+            await asyncio.to_thread(ensure_schema, self._database, self._settings.db_url)
+            policies = self._settings.policies
+            if policies is not None and policies.is_dir():
+                bundles = await asyncio.to_thread(load_bundles, policies)
+                author = f"{getpass.getuser()} (policy-engine serve)"
+                for record in await asyncio.to_thread(self._versions.import_new, bundles, author):
+                    log.info("imported policy set %s as version %d", record.policy_set, record.number)
+            await self._reloader.sync()
+        except StoreUnavailableError as exc:
+            log.warning("%s; retrying", exc)
+            return False
+        return True
+
+
+async def _keep_current(
+    bootstrap: _Bootstrap,
+    ready: bool,
+    reloader: Reloader,
+    registry: PolicyRegistry,
+    health_servicer: health.aio.HealthServicer,
 ) -> None:
-    """Run the reloader; turn health to SERVING once a first version is loaded."""
+    """Retry the bootstrap until it succeeds, report SERVING once a version is loaded, then reload."""
+    delay = 0.5
+    while not ready:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        try:
+            ready = await bootstrap.attempt()
+        except SchemaOutdatedError as exc:
+            log.error("%s", exc)
+            return
     if not registry.snapshot():
-        while not registry.snapshot():
-            with contextlib.suppress(Exception):
-                await reloader.sync()
-            await asyncio.sleep(1.0)
-        for service in ("", AUTHORIZATION_SERVICE):
-            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.warning("no policy set is active: every Check will fail until one is activated")
+    while not registry.snapshot():
+        with contextlib.suppress(Exception):
+            await reloader.sync()
+        await asyncio.sleep(0.5)
+    await _set_health(health_servicer, serving=True)
     await reloader.run()
+
+
+async def _set_health(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for service in ("", *SERVED):
+        await health_servicer.set(service, status)

@@ -1,8 +1,9 @@
 """Use cases, no transport: decide checks, load and reload policy versions."""
 
 from policy_engine.service.decisions import DEFAULT_POLICY_SET, CheckInput, CheckOutcome, DecisionService
-from policy_engine.service.policies import LoadedPolicy, PolicyRegistry, import_new_bundles, load_version
+from policy_engine.service.policies import LoadedPolicy, PolicyRegistry, load_version
 from policy_engine.service.reload import Reloader
+from policy_engine.service.versions import Provenance, PushResult, VersionService, check_bundle
 
 __all__ = [
     "DEFAULT_POLICY_SET",
@@ -11,7 +12,10 @@ __all__ = [
     "DecisionService",
     "LoadedPolicy",
     "PolicyRegistry",
+    "Provenance",
+    "PushResult",
     "Reloader",
-    "import_new_bundles",
+    "VersionService",
+    "check_bundle",
     "load_version",
 ]

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from policy_engine.bundle import Bundle, bundle_digest, compile_bundle, run_bundle_tests
+from policy_engine.bundle import Bundle, compile_bundle
 from policy_engine.engine import Engine
-from policy_engine.errors import BundleError, NoActiveVersionError, NotFoundError
-from policy_engine.store import NewVersion, PolicyRepository, VersionRecord
+from policy_engine.errors import NoActiveVersionError, NotFoundError, NotReadyError
+from policy_engine.store import VersionRecord
 
-__all__ = ["LoadedPolicy", "PolicyRegistry", "import_new_bundles", "load_version"]
+__all__ = ["LoadedPolicy", "PolicyRegistry", "load_version"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class PolicyRegistry:
     def get(self, policy_set: str) -> LoadedPolicy:
         policy = self._policies.get(policy_set)
         if policy is None:
+            if not self._policies:
+                raise NotReadyError("no policy version is loaded yet; try again shortly")
             raise NotFoundError(f"unknown policy set {policy_set!r}")
         return policy
 
@@ -87,41 +89,3 @@ class PolicyRegistry:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 continue
-
-
-def import_new_bundles(
-    repository: PolicyRepository, bundles: list[Bundle], author: str
-) -> list[VersionRecord]:
-    """Store and activate, as version 1, each bundle whose policy set the database does not know.
-
-    A bundle that does not compile or whose tests fail is skipped with an error
-    in the log; the others are imported.
-    """
-    known = set(repository.policy_set_names())
-    imported = []
-    for bundle in bundles:
-        if bundle.name in known:
-            continue
-        try:
-            engine = compile_bundle(bundle)
-            report = run_bundle_tests(bundle, engine)
-            if not report.passed:
-                raise BundleError(report.problems())
-        except BundleError as exc:
-            log.error("not importing policy set %s: %s", bundle.name, exc)
-            continue
-        record, _ = repository.add_version(
-            bundle.name,
-            NewVersion(
-                model_text=bundle.model_text,
-                policy_text=bundle.policy_text,
-                tests=bundle.tests,
-                sha256=bundle_digest(bundle),
-                rule_count=engine.rule_count,
-                message=f"imported from policies/{bundle.name} at start-up",
-                author=author,
-            ),
-        )
-        repository.activate(bundle.name, record.number, actor=author, reason="initial import")
-        imported.append(record)
-    return imported

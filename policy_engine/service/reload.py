@@ -28,6 +28,11 @@ class Reloader:
         self._registry = registry
         self._interval = interval
         self._seen_activation = -1
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a sync now (from the event loop's thread)."""
+        self._wake.set()
 
     async def sync(self) -> list[str]:
         """Load every active version that differs from the loaded one; returns the sets loaded."""
@@ -58,9 +63,13 @@ class Reloader:
         return loaded_now
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Sync on every wake-up, and at least every `interval` seconds, until cancelled."""
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
             try:
                 await self.sync()
             except StoreUnavailableError:

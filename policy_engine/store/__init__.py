@@ -2,15 +2,21 @@
 
 from policy_engine.store.db import ensure_schema, open_database, schema_state, upgrade
 from policy_engine.store.repository import (
+    ACTIVATION_CHANNEL,
     ActivationRecord,
+    ActivationRequest,
     NewVersion,
+    NothingToRollBackError,
     PolicyRepository,
     StaleActivationError,
     VersionRecord,
 )
 
 __all__ = [
+    "ACTIVATION_CHANNEL",
     "ActivationRecord",
+    "ActivationRequest",
+    "NothingToRollBackError",
     "NewVersion",
     "PolicyRepository",
     "StaleActivationError",

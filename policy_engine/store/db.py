@@ -11,8 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from policy_engine.errors import SchemaOutdatedError
+from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 
 __all__ = ["SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
 
@@ -29,9 +30,17 @@ def open_database(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # Let SQLAlchemy's "begin" event below issue BEGIN instead of the driver.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            # IMMEDIATE takes the write lock up front, so two concurrent pushes queue on the
+            # busy timeout instead of failing with "database is locked" halfway through.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -83,7 +92,10 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def ensure_schema(engine: Engine, url_for_message: str) -> SchemaState:
     """Migrate an empty database; refuse one whose schema is not the code's, saying what to run."""
-    state = schema_state(engine)
+    try:
+        state = schema_state(engine)
+    except OperationalError as exc:
+        raise StoreUnavailableError(f"database unavailable: {exc.orig}") from exc
     if state.current is None and not state.has_tables:
         upgrade(engine)
         return schema_state(engine)

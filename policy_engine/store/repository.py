@@ -17,10 +17,28 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from policy_engine.errors import NotFoundError, StoreError, StoreUnavailableError
+from policy_engine.errors import (
+    NotFoundError,
+    NothingToRollBackError,
+    StaleActivationError,
+    StoreError,
+    StoreUnavailableError,
+)
 from policy_engine.store.tables import activations, policy_sets, policy_versions
 
-__all__ = ["ActivationRecord", "NewVersion", "PolicyRepository", "StaleActivationError", "VersionRecord"]
+__all__ = [
+    "ACTIVATION_CHANNEL",
+    "ActivationRecord",
+    "ActivationRequest",
+    "NewVersion",
+    "NothingToRollBackError",
+    "PolicyRepository",
+    "StaleActivationError",
+    "VersionRecord",
+]
+
+# PostgreSQL NOTIFY channel on which every activation is announced.
+ACTIVATION_CHANNEL = "policy_engine_activations"
 
 
 @dataclass(frozen=True)
@@ -65,8 +83,14 @@ class ActivationRecord:
     created_at: datetime
 
 
-class StaleActivationError(StoreError):
-    """The active version is not the one the caller expected."""
+@dataclass(frozen=True)
+class ActivationRequest:
+    """Who activates, why, and what they expect to be active now."""
+
+    actor: str
+    reason: str
+    expected_active: int | None = None
+    expect_none_active: bool = False
 
 
 class PolicyRepository:
@@ -79,54 +103,80 @@ class PolicyRepository:
         with self._read() as conn:
             return list(conn.scalars(select(policy_sets.c.name).order_by(policy_sets.c.name)))
 
-    def add_version(self, policy_set: str, new: NewVersion) -> tuple[VersionRecord, bool]:
-        """Store a version; identical content returns the existing version and False."""
+    def add_version(
+        self, policy_set: str, new: NewVersion, activate: ActivationRequest | None = None
+    ) -> tuple[VersionRecord, bool, ActivationRecord | None]:
+        """Store a version (identical content returns the existing one, created=False).
+
+        With `activate`, the version is also activated in the same transaction,
+        so either both happen or neither does.
+        """
         for _attempt in range(5):
             try:
                 with self._write() as conn:
                     set_id = self._ensure_set(conn, policy_set)
-                    existing = conn.execute(
-                        _versions_query().where(
-                            policy_versions.c.policy_set_id == set_id,
-                            policy_versions.c.sha256 == new.sha256,
-                        )
-                    ).first()
-                    if existing is not None:
-                        return _version(existing), False
-                    number = (
-                        conn.scalar(
-                            select(func.max(policy_versions.c.number)).where(
-                                policy_versions.c.policy_set_id == set_id
-                            )
-                        )
-                        or 0
-                    ) + 1
-                    conn.execute(
-                        insert(policy_versions).values(
-                            policy_set_id=set_id,
-                            number=number,
-                            sha256=new.sha256,
-                            model_text=new.model_text,
-                            policy_text=new.policy_text,
-                            tests_json=json.dumps(dict(new.tests), sort_keys=True),
-                            rule_count=new.rule_count,
-                            message=new.message,
-                            author=new.author,
-                            git_commit=new.git_commit,
-                            git_dirty=new.git_dirty,
-                            created_at=_now(),
-                        )
-                    )
-                    row = conn.execute(
-                        _versions_query().where(
-                            policy_versions.c.policy_set_id == set_id,
-                            policy_versions.c.number == number,
-                        )
-                    ).one()
-                    return _version(row), True
+                    record, created = self._insert_version(conn, set_id, policy_set, new)
+                    activation = None
+                    if activate is not None:
+                        activation = self._activate(conn, set_id, policy_set, record.number, activate)
+                    return record, created, activation
             except IntegrityError:
                 continue  # a concurrent push took the number; decide again
         raise StoreError(f"could not allocate a version number for {policy_set!r}")
+
+    def _insert_version(
+        self, conn: Connection, set_id: int, policy_set: str, new: NewVersion
+    ) -> tuple[VersionRecord, bool]:
+        existing = conn.execute(
+            _versions_query().where(
+                policy_versions.c.policy_set_id == set_id,
+                policy_versions.c.sha256 == new.sha256,
+            )
+        ).first()
+        if existing is not None:
+            return _version(existing), False
+        number = (
+            conn.scalar(
+                select(func.max(policy_versions.c.number)).where(
+                    policy_versions.c.policy_set_id == set_id
+                )
+            )
+            or 0
+        ) + 1
+        conn.execute(
+            insert(policy_versions).values(
+                policy_set_id=set_id,
+                number=number,
+                sha256=new.sha256,
+                model_text=new.model_text,
+                policy_text=new.policy_text,
+                tests_json=json.dumps(dict(new.tests), sort_keys=True),
+                rule_count=new.rule_count,
+                message=new.message,
+                author=new.author,
+                git_commit=new.git_commit,
+                git_dirty=new.git_dirty,
+                created_at=_now(),
+            )
+        )
+        row = conn.execute(
+            _versions_query().where(
+                policy_versions.c.policy_set_id == set_id,
+                policy_versions.c.number == number,
+            )
+        ).one()
+        return _version(row), True
+
+    def list_versions(self, policy_set: str) -> list[VersionRecord]:
+        """Every version of a set, oldest first; NotFoundError for an unknown set."""
+        with self._read() as conn:
+            self._set_id(conn, policy_set)
+            rows = conn.execute(
+                _versions_query()
+                .where(policy_sets.c.name == policy_set)
+                .order_by(policy_versions.c.number)
+            )
+            return [_version(row) for row in rows]
 
     def get_version(self, policy_set: str, number: int) -> VersionRecord:
         with self._read() as conn:
@@ -146,56 +196,140 @@ class PolicyRepository:
         actor: str,
         reason: str,
         expected_active: int | None = None,
+        expect_none_active: bool = False,
     ) -> ActivationRecord:
         """Make `number` the active version; with `expected_active`, only if that is active now."""
+        request = ActivationRequest(actor, reason, expected_active, expect_none_active)
         with self._write() as conn:
-            set_id = conn.scalar(
-                select(policy_sets.c.id).where(policy_sets.c.name == policy_set).with_for_update()
-            )
-            if set_id is None:
-                raise NotFoundError(f"unknown policy set {policy_set!r}")
-            version_id = conn.scalar(
-                select(policy_versions.c.id).where(
-                    policy_versions.c.policy_set_id == set_id, policy_versions.c.number == number
-                )
-            )
-            if version_id is None:
-                raise NotFoundError(f"policy set {policy_set!r} has no version {number}")
-            current = self._active_number(conn, set_id)
-            if expected_active is not None and current != expected_active:
-                raise StaleActivationError(
-                    f"policy set {policy_set!r}: active version is {current}, not {expected_active}"
-                )
-            previous_id = (
-                conn.scalar(
-                    select(policy_versions.c.id).where(
-                        policy_versions.c.policy_set_id == set_id,
-                        policy_versions.c.number == current,
+            set_id = self._set_id(conn, policy_set, lock=True)
+            return self._activate(conn, set_id, policy_set, number, request)
+
+    def rollback(
+        self, policy_set: str, actor: str, reason: str, to_number: int | None = None
+    ) -> ActivationRecord:
+        """Activate `to_number`, or the version that was active before the current one."""
+        with self._write() as conn:
+            set_id = self._set_id(conn, policy_set, lock=True)
+            latest = conn.execute(
+                select(activations.c.previous_version_id)
+                .where(activations.c.policy_set_id == set_id)
+                .order_by(activations.c.id.desc())
+                .limit(1)
+            ).first()
+            if to_number is None:
+                if latest is None or latest.previous_version_id is None:
+                    raise NothingToRollBackError(
+                        f"policy set {policy_set!r} has no previously active version"
+                    )
+                to_number = conn.scalar(
+                    select(policy_versions.c.number).where(
+                        policy_versions.c.id == latest.previous_version_id
                     )
                 )
-                if current is not None
-                else None
+            current = self._active_number(conn, set_id)
+            request = ActivationRequest(actor, reason, expected_active=current)
+            return self._activate(conn, set_id, policy_set, int(to_number), request)  # type: ignore[arg-type]
+
+    def list_activations(self, policy_set: str = "", limit: int = 100, since_id: int = 0) -> list[ActivationRecord]:
+        """Activation events, newest first (or, with since_id, those after it, oldest first)."""
+        previous = policy_versions.alias("previous")
+        query = (
+            select(
+                activations.c.id,
+                policy_sets.c.name,
+                policy_versions.c.number,
+                previous.c.number.label("previous_number"),
+                activations.c.actor,
+                activations.c.reason,
+                activations.c.created_at,
             )
-            created_at = _now()
-            result = conn.execute(
-                insert(activations).values(
-                    policy_set_id=set_id,
-                    version_id=version_id,
-                    previous_version_id=previous_id,
-                    actor=actor,
-                    reason=reason,
-                    created_at=created_at,
+            .join(policy_sets, policy_sets.c.id == activations.c.policy_set_id)
+            .join(policy_versions, policy_versions.c.id == activations.c.version_id)
+            .outerjoin(previous, previous.c.id == activations.c.previous_version_id)
+        )
+        if policy_set:
+            query = query.where(policy_sets.c.name == policy_set)
+        if since_id:
+            query = query.where(activations.c.id > since_id).order_by(activations.c.id)
+        else:
+            query = query.order_by(activations.c.id.desc())
+        with self._read() as conn:
+            if policy_set:
+                self._set_id(conn, policy_set)
+            rows = conn.execute(query.limit(limit)).all()
+        return [
+            ActivationRecord(
+                id=row.id,
+                policy_set=row.name,
+                version=row.number,
+                previous_version=row.previous_number,
+                actor=row.actor,
+                reason=row.reason,
+                created_at=_utc(row.created_at),
+            )
+            for row in rows
+        ]
+
+    def _activate(
+        self, conn: Connection, set_id: int, policy_set: str, number: int, request: ActivationRequest
+    ) -> ActivationRecord:
+        version_id = conn.scalar(
+            select(policy_versions.c.id).where(
+                policy_versions.c.policy_set_id == set_id, policy_versions.c.number == number
+            )
+        )
+        if version_id is None:
+            raise NotFoundError(f"policy set {policy_set!r} has no version {number}")
+        current = self._active_number(conn, set_id)
+        if request.expect_none_active and current is not None:
+            raise StaleActivationError(
+                f"policy set {policy_set!r}: version {current} is active, expected none"
+            )
+        if request.expected_active is not None and current != request.expected_active:
+            raise StaleActivationError(
+                f"policy set {policy_set!r}: active version is {current}, "
+                f"not {request.expected_active}"
+            )
+        previous_id = (
+            conn.scalar(
+                select(policy_versions.c.id).where(
+                    policy_versions.c.policy_set_id == set_id,
+                    policy_versions.c.number == current,
                 )
             )
-            return ActivationRecord(
-                id=int(result.inserted_primary_key[0]),
-                policy_set=policy_set,
-                version=number,
-                previous_version=current,
-                actor=actor,
-                reason=reason,
+            if current is not None
+            else None
+        )
+        created_at = _now()
+        result = conn.execute(
+            insert(activations).values(
+                policy_set_id=set_id,
+                version_id=version_id,
+                previous_version_id=previous_id,
+                actor=request.actor,
+                reason=request.reason,
                 created_at=created_at,
             )
+        )
+        if conn.dialect.name == "postgresql":
+            # Delivered at commit, so listeners never see an activation that rolled back.
+            conn.execute(select(func.pg_notify(ACTIVATION_CHANNEL, policy_set)))
+        return ActivationRecord(
+            id=int(result.inserted_primary_key[0]),
+            policy_set=policy_set,
+            version=number,
+            previous_version=current,
+            actor=request.actor,
+            reason=request.reason,
+            created_at=created_at,
+        )
+
+    def _set_id(self, conn: Connection, policy_set: str, lock: bool = False) -> int:
+        query = select(policy_sets.c.id).where(policy_sets.c.name == policy_set)
+        set_id = conn.scalar(query.with_for_update() if lock else query)
+        if set_id is None:
+            raise NotFoundError(f"unknown policy set {policy_set!r}")
+        return int(set_id)
 
     def active_version(self, policy_set: str) -> VersionRecord | None:
         return self.active_versions().get(policy_set)
@@ -268,10 +402,12 @@ def _versions_query():  # type: ignore[no-untyped-def]
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes; we always store UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _version(row: Any) -> VersionRecord:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
-        created = created.replace(tzinfo=UTC)
     return VersionRecord(
         policy_set=row.name,
         number=row.number,
@@ -284,7 +420,7 @@ def _version(row: Any) -> VersionRecord:
         author=row.author,
         git_commit=row.git_commit,
         git_dirty=row.git_dirty,
-        created_at=created,
+        created_at=_utc(row.created_at),
     )
 
 

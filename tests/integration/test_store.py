@@ -7,7 +7,9 @@ import sqlalchemy
 
 from policy_engine.errors import NotFoundError, SchemaOutdatedError
 from policy_engine.store import (
+    ActivationRequest,
     NewVersion,
+    NothingToRollBackError,
     PolicyRepository,
     StaleActivationError,
     ensure_schema,
@@ -43,16 +45,16 @@ def repository(database_url: str):  # type: ignore[no-untyped-def]
 class TestVersions:
     def test_numbers_grow_per_set(self, repository: PolicyRepository) -> None:
         """Versions of a set are numbered 1, 2, ... independently of other sets."""
-        first, created = repository.add_version("default", content(1))
-        second, _ = repository.add_version("default", content(2))
-        other, _ = repository.add_version("other", content(1))
+        first, created, _ = repository.add_version("default", content(1))
+        second, _, _ = repository.add_version("default", content(2))
+        other, _, _ = repository.add_version("other", content(1))
         assert created
         assert (first.number, second.number, other.number) == (1, 2, 1)
 
     def test_identical_content_creates_nothing(self, repository: PolicyRepository) -> None:
         """Pushing the same content twice returns the existing version."""
-        first, _ = repository.add_version("default", content(1))
-        again, created = repository.add_version("default", content(1))
+        first, _, _ = repository.add_version("default", content(1))
+        again, created, _ = repository.add_version("default", content(1))
         assert not created
         assert again.number == first.number
 
@@ -146,3 +148,73 @@ class TestSchema:
         upgrade(engine)
         assert schema_state(engine).up_to_date
         engine.dispose()
+
+
+class TestImmutability:
+    def test_repository_offers_no_mutation_of_history(self) -> None:
+        """The repository has no method that updates or deletes versions or activations."""
+        public = {name for name in dir(PolicyRepository) if not name.startswith("_")}
+        assert not {n for n in public if n.startswith(("update", "delete", "remove", "edit"))}
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE policy_versions SET policy_text = 'p, evil'",
+            "DELETE FROM policy_versions",
+            "UPDATE activations SET reason = 'rewritten'",
+            "DELETE FROM activations",
+        ],
+    )
+    def test_database_refuses_rewriting_history(self, repository: PolicyRepository, statement: str) -> None:
+        """Even raw SQL cannot edit or delete a stored version or activation."""
+        repository.add_version("default", content(1))
+        repository.activate("default", 1, actor="ops", reason="go")
+        with pytest.raises(sqlalchemy.exc.DatabaseError), repository._engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+        assert repository.get_version("default", 1).policy_text == "p, r1"
+        assert repository.list_activations("default")[0].reason == "go"
+
+
+class TestHistory:
+    def test_push_with_activate_is_one_transaction(self, repository: PolicyRepository) -> None:
+        """Pushing with activation stores the version and activates it together."""
+        record, created, activation = repository.add_version(
+            "default", content(1), ActivationRequest("ops", "ship it")
+        )
+        assert created and activation is not None
+        assert activation.version == record.number
+        assert repository.active_version("default").number == 1  # type: ignore[union-attr]
+
+    def test_failed_activation_keeps_push_out(self, repository: PolicyRepository) -> None:
+        """If the activation half is refused, the pushed version is not stored either."""
+        repository.add_version("default", content(1), ActivationRequest("ops", "first"))
+        with pytest.raises(StaleActivationError):
+            repository.add_version(
+                "default", content(2), ActivationRequest("ops", "race", expected_active=7)
+            )
+        assert [v.number for v in repository.list_versions("default")] == [1]
+
+    def test_rollback_goes_to_previous_active(self, repository: PolicyRepository) -> None:
+        """Rollback without a target re-activates the version active before the current one."""
+        for n in (1, 2, 3):
+            repository.add_version("default", content(n))
+        repository.activate("default", 1, actor="ops", reason="a")
+        repository.activate("default", 3, actor="ops", reason="b")
+        record = repository.rollback("default", actor="ops", reason="bad release")
+        assert (record.version, record.previous_version) == (1, 3)
+        assert repository.rollback("default", actor="ops", reason="", to_number=2).version == 2
+
+    def test_rollback_with_no_history_is_refused(self, repository: PolicyRepository) -> None:
+        """Rolling back a set that had only one active version is refused."""
+        repository.add_version("default", content(1), ActivationRequest("ops", "first"))
+        with pytest.raises(NothingToRollBackError):
+            repository.rollback("default", actor="ops", reason="")
+
+    def test_activations_list_newest_first_and_since(self, repository: PolicyRepository) -> None:
+        """Activations list newest first; since_id returns the later ones oldest first."""
+        repository.add_version("default", content(1))
+        repository.add_version("default", content(2))
+        first = repository.activate("default", 1, actor="ops", reason="a")
+        repository.activate("default", 2, actor="ops", reason="b")
+        assert [a.version for a in repository.list_activations("default")] == [2, 1]
+        assert [a.reason for a in repository.list_activations(since_id=first.id)] == ["b"]

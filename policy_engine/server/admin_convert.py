@@ -1,0 +1,115 @@
+"""Pure functions between the admin API's protobuf messages and the core's types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from policy_engine import limits
+from policy_engine.bundle import Bundle
+from policy_engine.errors import InvalidRequestError
+from policy_engine.service.versions import Provenance, PushResult, VersionDiff, VersionListing
+from policy_engine.store import ActivationRecord, VersionRecord
+from policy_engine.v1 import admin_pb2
+
+__all__ = [
+    "activation",
+    "bundle_from_push",
+    "content",
+    "diff_response",
+    "provenance",
+    "push_response",
+    "version_info",
+]
+
+
+def bundle_from_push(request: admin_pb2.PushVersionRequest) -> Bundle:
+    if not request.policy_set:
+        raise InvalidRequestError("policy_set", "is required")
+    if not request.content.model:
+        raise InvalidRequestError("content.model", "is required")
+    size = request.content.ByteSize()
+    if size > limits.MAX_BUNDLE_BYTES:
+        raise InvalidRequestError("content", f"is larger than {limits.MAX_BUNDLE_BYTES} bytes")
+    for path in request.content.tests:
+        if not path.startswith("tests/") or ".." in path or not path.endswith(".yaml"):
+            raise InvalidRequestError(f"content.tests[{path!r}]", "must be tests/<name>.yaml")
+    return Bundle(
+        name=request.policy_set,
+        model_text=request.content.model,
+        policy_text=request.content.policy,
+        tests=dict(request.content.tests),
+    )
+
+
+def provenance(message: admin_pb2.Provenance) -> Provenance:
+    if not message.has_git:
+        return Provenance()
+    return Provenance(git_commit=message.git_commit or None, git_dirty=message.git_dirty)
+
+
+def version_info(record: VersionRecord, active: bool) -> admin_pb2.VersionInfo:
+    return admin_pb2.VersionInfo(
+        policy_set=record.policy_set,
+        number=record.number,
+        sha256=record.sha256,
+        message=record.message,
+        author=record.author,
+        provenance=admin_pb2.Provenance(
+            git_commit=record.git_commit or "",
+            git_dirty=bool(record.git_dirty),
+            has_git=record.git_commit is not None,
+        ),
+        created_at=_timestamp(record.created_at),
+        rule_count=record.rule_count,
+        active=active,
+    )
+
+
+def listing(item: VersionListing) -> admin_pb2.VersionInfo:
+    return version_info(item.version, item.active)
+
+
+def content(record: VersionRecord) -> admin_pb2.BundleContent:
+    return admin_pb2.BundleContent(
+        model=record.model_text, policy=record.policy_text, tests=dict(record.tests)
+    )
+
+
+def activation(record: ActivationRecord) -> admin_pb2.Activation:
+    return admin_pb2.Activation(
+        id=record.id,
+        policy_set=record.policy_set,
+        version=record.version,
+        previous_version=record.previous_version or 0,
+        actor=record.actor,
+        reason=record.reason,
+        created_at=_timestamp(record.created_at),
+    )
+
+
+def push_response(result: PushResult) -> admin_pb2.PushVersionResponse:
+    response = admin_pb2.PushVersionResponse(
+        version=version_info(result.version, active=result.activation is not None),
+        created=result.created,
+    )
+    if result.activation is not None:
+        response.activation.CopyFrom(activation(result.activation))
+    return response
+
+
+def diff_response(diff: VersionDiff) -> admin_pb2.DiffVersionsResponse:
+    return admin_pb2.DiffVersionsResponse(
+        added=[admin_pb2.RuleChange(rule=r.text, line=r.line or 0) for r in diff.added],
+        removed=[admin_pb2.RuleChange(rule=r.text, line=r.line or 0) for r in diff.removed],
+        model_diff=diff.model_diff,
+        tests_changed=list(diff.tests_changed),
+    )
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+

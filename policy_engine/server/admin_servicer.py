@@ -1,0 +1,103 @@
+"""PolicyAdminService: convert, call the version service (in a worker thread), convert."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from policy_engine.server import admin_convert as convert
+from policy_engine.service.versions import VersionService
+from policy_engine.v1 import admin_pb2, admin_pb2_grpc
+
+__all__ = ["AdminServicer"]
+
+
+class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
+    def __init__(self, versions: VersionService) -> None:
+        self._versions = versions
+
+    async def PushVersion(  # noqa: N802 - gRPC method names
+        self, request: admin_pb2.PushVersionRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.PushVersionResponse:
+        result = await asyncio.to_thread(
+            self._versions.push,
+            convert.bundle_from_push(request),
+            message=request.message,
+            author=request.author,
+            provenance=convert.provenance(request.provenance),
+            activate=request.activate,
+            reason=request.reason,
+        )
+        return convert.push_response(result)
+
+    async def ListVersions(  # noqa: N802
+        self, request: admin_pb2.ListVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ListVersionsResponse:
+        listings = await asyncio.to_thread(self._versions.list_versions, _set(request.policy_set))
+        return admin_pb2.ListVersionsResponse(versions=[convert.listing(v) for v in listings])
+
+    async def GetVersion(  # noqa: N802
+        self, request: admin_pb2.GetVersionRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetVersionResponse:
+        item = await asyncio.to_thread(
+            self._versions.get_version, _set(request.policy_set), request.number
+        )
+        return admin_pb2.GetVersionResponse(
+            version=convert.listing(item), content=convert.content(item.version)
+        )
+
+    async def DiffVersions(  # noqa: N802
+        self, request: admin_pb2.DiffVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.DiffVersionsResponse:
+        diff = await asyncio.to_thread(
+            self._versions.diff, _set(request.policy_set), request.from_number, request.to_number
+        )
+        return convert.diff_response(diff)
+
+    async def ActivateVersion(  # noqa: N802
+        self, request: admin_pb2.ActivateVersionRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ActivateVersionResponse:
+        record = await asyncio.to_thread(
+            self._versions.activate,
+            _set(request.policy_set),
+            request.number,
+            author=request.author,
+            reason=request.reason,
+            expected_active=request.expected_active_version or None,
+            expect_none_active=request.expect_none_active,
+        )
+        return admin_pb2.ActivateVersionResponse(activation=convert.activation(record))
+
+    async def Rollback(  # noqa: N802
+        self, request: admin_pb2.RollbackRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.RollbackResponse:
+        record = await asyncio.to_thread(
+            self._versions.rollback,
+            _set(request.policy_set),
+            author=request.author,
+            reason=request.reason,
+            to_number=request.to_number or None,
+        )
+        return admin_pb2.RollbackResponse(activation=convert.activation(record))
+
+    async def ListActivations(  # noqa: N802
+        self, request: admin_pb2.ListActivationsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ListActivationsResponse:
+        records = await asyncio.to_thread(
+            self._versions.list_activations, request.policy_set, request.limit or 100
+        )
+        return admin_pb2.ListActivationsResponse(
+            activations=[convert.activation(r) for r in records]
+        )
+
+    async def WatchActivations(  # noqa: N802
+        self, request: admin_pb2.WatchActivationsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[admin_pb2.Activation]:
+        async for record in self._versions.watch(request.policy_set, request.since_id):
+            yield convert.activation(record)
+
+
+def _set(name: str) -> str:
+    return name or "default"

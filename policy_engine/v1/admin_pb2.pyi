@@ -1,0 +1,235 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BundleContent(_message.Message):
+    __slots__ = ("model", "policy", "tests")
+    class TestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    policy: str
+    tests: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., policy: _Optional[str] = ..., tests: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("git_commit", "git_dirty", "has_git")
+    GIT_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    GIT_DIRTY_FIELD_NUMBER: _ClassVar[int]
+    HAS_GIT_FIELD_NUMBER: _ClassVar[int]
+    git_commit: str
+    git_dirty: bool
+    has_git: bool
+    def __init__(self, git_commit: _Optional[str] = ..., git_dirty: _Optional[bool] = ..., has_git: _Optional[bool] = ...) -> None: ...
+
+class VersionInfo(_message.Message):
+    __slots__ = ("policy_set", "number", "sha256", "message", "author", "provenance", "created_at", "rule_count", "active")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RULE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    number: int
+    sha256: str
+    message: str
+    author: str
+    provenance: Provenance
+    created_at: _timestamp_pb2.Timestamp
+    rule_count: int
+    active: bool
+    def __init__(self, policy_set: _Optional[str] = ..., number: _Optional[int] = ..., sha256: _Optional[str] = ..., message: _Optional[str] = ..., author: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule_count: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class Problem(_message.Message):
+    __slots__ = ("file", "line", "message")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    line: int
+    message: str
+    def __init__(self, file: _Optional[str] = ..., line: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PushVersionRequest(_message.Message):
+    __slots__ = ("policy_set", "content", "message", "author", "provenance", "activate", "reason")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    content: BundleContent
+    message: str
+    author: str
+    provenance: Provenance
+    activate: bool
+    reason: str
+    def __init__(self, policy_set: _Optional[str] = ..., content: _Optional[_Union[BundleContent, _Mapping]] = ..., message: _Optional[str] = ..., author: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., activate: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PushVersionResponse(_message.Message):
+    __slots__ = ("version", "created", "activation")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    version: VersionInfo
+    created: bool
+    activation: Activation
+    def __init__(self, version: _Optional[_Union[VersionInfo, _Mapping]] = ..., created: _Optional[bool] = ..., activation: _Optional[_Union[Activation, _Mapping]] = ...) -> None: ...
+
+class ListVersionsRequest(_message.Message):
+    __slots__ = ("policy_set",)
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    def __init__(self, policy_set: _Optional[str] = ...) -> None: ...
+
+class ListVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[VersionInfo]
+    def __init__(self, versions: _Optional[_Iterable[_Union[VersionInfo, _Mapping]]] = ...) -> None: ...
+
+class GetVersionRequest(_message.Message):
+    __slots__ = ("policy_set", "number")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    number: int
+    def __init__(self, policy_set: _Optional[str] = ..., number: _Optional[int] = ...) -> None: ...
+
+class GetVersionResponse(_message.Message):
+    __slots__ = ("version", "content")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    version: VersionInfo
+    content: BundleContent
+    def __init__(self, version: _Optional[_Union[VersionInfo, _Mapping]] = ..., content: _Optional[_Union[BundleContent, _Mapping]] = ...) -> None: ...
+
+class DiffVersionsRequest(_message.Message):
+    __slots__ = ("policy_set", "from_number", "to_number")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    FROM_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TO_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    from_number: int
+    to_number: int
+    def __init__(self, policy_set: _Optional[str] = ..., from_number: _Optional[int] = ..., to_number: _Optional[int] = ...) -> None: ...
+
+class RuleChange(_message.Message):
+    __slots__ = ("rule", "line")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    line: int
+    def __init__(self, rule: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
+
+class DiffVersionsResponse(_message.Message):
+    __slots__ = ("added", "removed", "model_diff", "tests_changed")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_DIFF_FIELD_NUMBER: _ClassVar[int]
+    TESTS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedCompositeFieldContainer[RuleChange]
+    removed: _containers.RepeatedCompositeFieldContainer[RuleChange]
+    model_diff: str
+    tests_changed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, added: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., model_diff: _Optional[str] = ..., tests_changed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Activation(_message.Message):
+    __slots__ = ("id", "policy_set", "version", "previous_version", "actor", "reason", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    policy_set: str
+    version: int
+    previous_version: int
+    actor: str
+    reason: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., policy_set: _Optional[str] = ..., version: _Optional[int] = ..., previous_version: _Optional[int] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ActivateVersionRequest(_message.Message):
+    __slots__ = ("policy_set", "number", "reason", "author", "expected_active_version", "expect_none_active")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_NONE_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    number: int
+    reason: str
+    author: str
+    expected_active_version: int
+    expect_none_active: bool
+    def __init__(self, policy_set: _Optional[str] = ..., number: _Optional[int] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ..., expected_active_version: _Optional[int] = ..., expect_none_active: _Optional[bool] = ...) -> None: ...
+
+class ActivateVersionResponse(_message.Message):
+    __slots__ = ("activation",)
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    activation: Activation
+    def __init__(self, activation: _Optional[_Union[Activation, _Mapping]] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("policy_set", "to_number", "reason", "author")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    TO_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    to_number: int
+    reason: str
+    author: str
+    def __init__(self, policy_set: _Optional[str] = ..., to_number: _Optional[int] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ...) -> None: ...
+
+class RollbackResponse(_message.Message):
+    __slots__ = ("activation",)
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    activation: Activation
+    def __init__(self, activation: _Optional[_Union[Activation, _Mapping]] = ...) -> None: ...
+
+class ListActivationsRequest(_message.Message):
+    __slots__ = ("policy_set", "limit")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    limit: int
+    def __init__(self, policy_set: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListActivationsResponse(_message.Message):
+    __slots__ = ("activations",)
+    ACTIVATIONS_FIELD_NUMBER: _ClassVar[int]
+    activations: _containers.RepeatedCompositeFieldContainer[Activation]
+    def __init__(self, activations: _Optional[_Iterable[_Union[Activation, _Mapping]]] = ...) -> None: ...
+
+class WatchActivationsRequest(_message.Message):
+    __slots__ = ("policy_set", "since_id")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    SINCE_ID_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    since_id: int
+    def __init__(self, policy_set: _Optional[str] = ..., since_id: _Optional[int] = ...) -> None: ...
