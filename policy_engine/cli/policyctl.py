@@ -1,28 +1,46 @@
-"""`policyctl`: test, validate and query policies.
+"""`policyctl`: test, push and manage policy versions, and ask for decisions.
 
-    policyctl test DIR                 run a policy set's tests locally (no server)
-    policyctl validate DIR             report what the engine will not accept, with file and line
+    policyctl validate DIR                  what the engine will not accept, with file and line
+    policyctl test DIR                      run a policy set's tests locally (no server)
+    policyctl push DIR [--set S] [-m MSG] [--activate] [--allow-dirty] [--author A]
+    policyctl versions [--set S]            list versions (* marks the active one)
+    policyctl show V [--set S]              a version's metadata and content
+    policyctl diff A B [--set S]            rules added and removed, model diff
+    policyctl activate V [--reason R] [--expect-active N]
+    policyctl rollback [V] [--reason R]     to the previously active version, or to V
+    policyctl activations [--set S]         who activated what, when, why
+    policyctl export V DIR [--set S]        write a version back as files (pushes to the same sha256)
     policyctl check --tenant T --subject S --action A --resource KIND:ID [...]
-                                       ask the running service (--server / POLICY_ENGINE_ADDR)
 
-Exit codes: 0 success (for check: allowed), 1 denied, 2 refused (bad input,
-invalid bundle, failing tests), 3 the server is unreachable.
+Commands that talk to the service use --server / POLICY_ENGINE_ADDR. Every
+command takes --output json. Exit codes: 0 success (check: allowed), 1 denied,
+2 refused (bad input, invalid bundle, failing tests, stale expectation, not
+found), 3 the server is unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
 
 from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
+from policy_engine.bundle.digest import bundle_digest
+from policy_engine.bundle.lint import lint_bundle
+from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
+from policy_engine.bundle.provenance import git_provenance
+from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient
+from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.errors import BundleError
+from policy_engine.service.versions import check_bundle
 
 __all__ = ["EXIT_DENIED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "main", "run"]
 
@@ -34,142 +52,312 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="policyctl",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n")[-1],
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--output", choices=("text", "json"), default="text")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    test = commands.add_parser("test", parents=[common], help="run a policy set's tests locally")
-    test.add_argument("dir")
-    validate = commands.add_parser(
-        "validate", parents=[common], help="check that a policy set compiles"
-    )
-    validate.add_argument("dir")
-
-    check = commands.add_parser("check", parents=[common], help="ask the service for a decision")
-    check.add_argument(
-        "--server",
-        default=os.environ.get("POLICY_ENGINE_ADDR", DEFAULT_SERVER),
-        help=f"host:port of the service (POLICY_ENGINE_ADDR, default {DEFAULT_SERVER})",
-    )
-    check.add_argument("--set", dest="policy_set", default="", help="policy set (default: default)")
-    check.add_argument("--tenant", required=True)
-    check.add_argument("--subject", required=True)
-    check.add_argument("--action", required=True)
-    check.add_argument("--resource", required=True, help="KIND:ID, e.g. tool:web_search")
-    check.add_argument("--actor", help="the agent acting for the subject, e.g. agent:helper")
-    for name in ("subject", "actor", "resource", "context"):
-        check.add_argument(
-            f"--{name}-attr",
-            action="append",
-            default=[],
-            metavar="NAME=VALUE",
-            help=f"{name} attribute; VALUE is JSON when it parses (true, 3), else a string",
-        )
-    check.add_argument("--explain", action="store_true", help="show the rule that decided")
-    check.add_argument("--min-version", type=int, default=0)
-    check.add_argument("--timeout", type=float, default=5.0)
-    return parser
+class Refused(Exception):
+    """A command refused before or without asking the server; the message says why."""
 
 
 def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "test":
-        return _test(args, stdout, stderr)
-    if args.command == "validate":
-        return _validate(args, stdout, stderr)
-    return _check(args, stdout, stderr)
-
-
-def _test(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    out = _Output(args.output, stdout, stderr)
     try:
-        bundle = load_bundle(args.dir)
-        report = run_bundle_tests(bundle, compile_bundle(bundle))
+        return int(args.handler(args, out))
     except BundleError as exc:
-        return _refused(args, exc, stdout, stderr)
-    failures = report.problems()
-    if args.output == "json":
-        _json(
-            stdout,
-            {
-                "policy_set": bundle.name,
-                "cases": len(report.results),
-                "failed": len(failures),
-                "failures": [str(p) for p in failures],
-            },
-        )
-    else:
-        for problem in failures:
-            print(f"FAIL {problem}", file=stdout)
-        passed = len(report.results) - len(failures)
-        print(f"{bundle.name}: {passed} passed, {len(failures)} failed", file=stdout)
-    return EXIT_OK if report.passed else EXIT_REFUSED
+        out.problems(exc)
+        return EXIT_REFUSED
+    except Refused as exc:
+        out.error(str(exc))
+        return EXIT_REFUSED
+    except grpc.RpcError as exc:
+        code = exc.code()
+        out.error(f"{code.name}: {exc.details()}")
+        return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
 
 
-def _validate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        bundle = load_bundle(args.dir)
-        engine = compile_bundle(bundle)
-    except BundleError as exc:
-        return _refused(args, exc, stdout, stderr)
-    if args.output == "json":
-        _json(stdout, {"policy_set": bundle.name, "valid": True, "rules": engine.rule_count})
-    else:
-        print(f"{bundle.name}: valid, {engine.rule_count} rules", file=stdout)
+class _Output:
+    def __init__(self, mode: str, stdout: TextIO, stderr: TextIO) -> None:
+        self.json = mode == "json"
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def emit(self, value: Any, text: Callable[[TextIO], None]) -> None:
+        if self.json:
+            print_json(self.stdout, value)
+        else:
+            text(self.stdout)
+
+    def error(self, message: str) -> None:
+        if self.json:
+            print_json(self.stdout, {"error": message})
+        print(f"policyctl: {message}", file=self.stderr)
+
+    def problems(self, exc: BundleError) -> None:
+        if self.json:
+            print_json(self.stdout, {"valid": False, "problems": [str(p) for p in exc.problems]})
+        for problem in exc.problems:
+            print(f"ERROR {problem}", file=self.stderr)
+
+
+# ---- local commands -------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace, out: _Output) -> int:
+    bundle = load_bundle(args.dir)
+    engine = compile_bundle(bundle)
+    problems = lint_bundle(bundle, engine)
+    if problems:
+        raise BundleError(problems)
+    out.emit(
+        {"policy_set": bundle.name, "valid": True, "rules": engine.rule_count},
+        lambda s: print(f"{bundle.name}: valid, {engine.rule_count} rules", file=s),
+    )
     return EXIT_OK
 
 
-def _check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        attrs = {name: _attributes(getattr(args, f"{name}_attr")) for name in ("subject", "actor", "resource", "context")}
-    except ValueError as exc:
-        print(f"policyctl: {exc}", file=stderr)
-        return EXIT_REFUSED
-    try:
-        with SyncClient(args.server, timeout=args.timeout) as client:
-            result = client.check(
-                policy_set=args.policy_set,
-                tenant=args.tenant,
-                subject=args.subject,
-                subject_attributes=attrs["subject"],
-                actor=args.actor,
-                actor_attributes=attrs["actor"],
-                action=args.action,
-                resource=args.resource,
-                resource_attributes=attrs["resource"],
-                context=attrs["context"],
-                explain=args.explain,
-                min_version=args.min_version,
-            )
-    except grpc.RpcError as exc:
-        code = exc.code()
-        print(f"policyctl: {code.name}: {exc.details()}", file=stderr)
-        return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
-    if args.output == "json":
-        _json(
-            stdout,
-            {
-                "allowed": result.allowed,
-                "policy_version": result.policy_version,
-                "decision_id": result.decision_id,
-                "reason": result.reason,
-                "denied_party": result.denied_party,
-                "matched_rules": [
-                    {"rule": r.text, "file": r.file, "line": r.line} for r in result.matched_rules
-                ],
-            },
+def _test(args: argparse.Namespace, out: _Output) -> int:
+    bundle = load_bundle(args.dir)
+    report = run_bundle_tests(bundle, compile_bundle(bundle))
+    failures = report.problems()
+
+    def text(stream: TextIO) -> None:
+        for problem in failures:
+            print(f"FAIL {problem}", file=stream)
+        passed = len(report.results) - len(failures)
+        print(f"{bundle.name}: {passed} passed, {len(failures)} failed", file=stream)
+
+    out.emit(
+        {
+            "policy_set": bundle.name,
+            "cases": len(report.results),
+            "failed": len(failures),
+            "failures": [str(p) for p in failures],
+        },
+        text,
+    )
+    return EXIT_OK if report.passed else EXIT_REFUSED
+
+
+# ---- admin commands -------------------------------------------------------------------------
+
+
+def _push(args: argparse.Namespace, out: _Output) -> int:
+    bundle = load_bundle(args.dir, name=args.policy_set or None)
+    provenance = git_provenance(args.dir)
+    if provenance.dirty and not args.allow_dirty:
+        reason = (
+            "is not inside a git work tree"
+            if provenance.commit is None
+            else "has uncommitted changes"
         )
-    else:
+        raise Refused(f"{args.dir} {reason}; commit first or pass --allow-dirty")
+    check_bundle(bundle)  # refuse locally with file:line before sending anything
+    with _admin(args) as admin:
+        outcome = admin.push(
+            bundle.name,
+            _files(bundle),
+            message=args.message,
+            author=args.author,
+            git_commit=provenance.commit,
+            git_dirty=provenance.dirty,
+            activate=args.activate,
+            reason=args.reason,
+        )
+
+    def text(stream: TextIO) -> None:
+        v = outcome.version
+        verb = "pushed" if outcome.created else "unchanged, already"
+        print(f"{verb} {v.policy_set} version {v.number} (sha256 {v.sha256[:12]}, {v.rule_count} rules)", file=stream)
+        if outcome.activation is not None:
+            print(f"activated version {outcome.activation.version}", file=stream)
+
+    out.emit(outcome, text)
+    return EXIT_OK
+
+
+def _versions(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        versions = admin.versions(args.policy_set)
+    out.emit(
+        versions,
+        lambda s: print_table(
+            s,
+            ["", "VERSION", "CREATED", "AUTHOR", "RULES", "COMMIT", "MESSAGE"],
+            [
+                [
+                    "*" if v.active else "",
+                    v.number,
+                    v.created_at,
+                    v.author,
+                    v.rule_count,
+                    (v.git_commit or "")[:10] + (" (dirty)" if v.git_dirty else ""),
+                    v.message,
+                ]
+                for v in versions
+            ],
+        ),
+    )
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        version, files = admin.get(args.policy_set, args.version)
+
+    def text(stream: TextIO) -> None:
+        print(f"policy set {version.policy_set} version {version.number}{' (active)' if version.active else ''}", file=stream)
+        print(f"sha256   {version.sha256}", file=stream)
+        print(f"author   {version.author}", file=stream)
+        print(f"created  {version.created_at.isoformat()}", file=stream)
+        print(f"commit   {version.git_commit or '-'}{' (dirty)' if version.git_dirty else ''}", file=stream)
+        print(f"message  {version.message}", file=stream)
+        print(f"rules    {version.rule_count}; tests: {', '.join(files.tests) or 'none'}", file=stream)
+
+    out.emit({"version": version, "content": files}, text)
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        diff = admin.diff(args.policy_set, args.from_version, args.to_version)
+
+    def text(stream: TextIO) -> None:
+        for rule, line in diff.removed:
+            print(f"- {rule}    [v{args.from_version} {POLICY_FILE}:{line}]", file=stream)
+        for rule, line in diff.added:
+            print(f"+ {rule}    [v{args.to_version} {POLICY_FILE}:{line}]", file=stream)
+        if diff.model_diff:
+            print(diff.model_diff, file=stream, end="")
+        for path in diff.tests_changed:
+            print(f"~ {path}", file=stream)
+        if not (diff.added or diff.removed or diff.model_diff or diff.tests_changed):
+            print("no differences", file=stream)
+
+    out.emit(diff, text)
+    return EXIT_OK
+
+
+def _activate(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        record = admin.activate(
+            args.policy_set,
+            args.version,
+            author=args.author,
+            reason=args.reason,
+            expected_active=args.expect_active,
+        )
+    out.emit(record, lambda s: _print_activation(s, record))
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        record = admin.rollback(
+            args.policy_set, author=args.author, reason=args.reason, to_number=args.version
+        )
+    out.emit(record, lambda s: _print_activation(s, record))
+    return EXIT_OK
+
+
+def _activations(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        records = admin.activations(args.policy_set, limit=args.limit)
+    out.emit(
+        records,
+        lambda s: print_table(
+            s,
+            ["ID", "WHEN", "SET", "FROM", "TO", "BY", "REASON"],
+            [
+                [r.id, r.created_at, r.policy_set, r.previous_version, r.version, r.actor, r.reason]
+                for r in records
+            ],
+        ),
+    )
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        version, files = admin.get(args.policy_set, args.version)
+    target = Path(args.dir)
+    bundle = Bundle(version.policy_set, files.model, files.policy, files.tests)
+    if bundle_digest(bundle) != version.sha256:
+        raise Refused(f"version {version.number} content does not match its sha256")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MODEL_FILE).write_text(files.model, encoding="utf-8")
+    (target / POLICY_FILE).write_text(files.policy, encoding="utf-8")
+    for path, text in files.tests.items():
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_text(text, encoding="utf-8")
+    out.emit(
+        {"policy_set": version.policy_set, "version": version.number, "dir": str(target), "sha256": version.sha256},
+        lambda s: print(f"exported {version.policy_set} version {version.number} to {target}", file=s),
+    )
+    return EXIT_OK
+
+
+def _print_activation(stream: TextIO, record: Any) -> None:
+    before = record.previous_version if record.previous_version is not None else "none"
+    print(
+        f"{record.policy_set}: version {record.version} is active (was {before}); "
+        f"by {record.actor}: {record.reason}",
+        file=stream,
+    )
+
+
+def _admin(args: argparse.Namespace) -> AdminClient:
+    return AdminClient(args.server, timeout=args.timeout)
+
+
+def _files(bundle: Bundle) -> BundleFiles:
+    return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests))
+
+
+# ---- check ----------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace, out: _Output) -> int:
+    try:
+        attrs = {
+            name: _attributes(getattr(args, f"{name}_attr"))
+            for name in ("subject", "actor", "resource", "context")
+        }
+    except ValueError as exc:
+        raise Refused(str(exc)) from exc
+    with SyncClient(args.server, timeout=args.timeout) as client:
+        result = client.check(
+            policy_set=args.policy_set,
+            tenant=args.tenant,
+            subject=args.subject,
+            subject_attributes=attrs["subject"],
+            actor=args.actor,
+            actor_attributes=attrs["actor"],
+            action=args.action,
+            resource=args.resource,
+            resource_attributes=attrs["resource"],
+            context=attrs["context"],
+            explain=args.explain,
+            min_version=args.min_version,
+        )
+
+    def text(stream: TextIO) -> None:
         word = "ALLOW" if result.allowed else "DENY"
-        print(f"{word}  (policy version {result.policy_version}, decision {result.decision_id})", file=stdout)
-        print(f"reason: {result.reason}", file=stdout)
+        print(f"{word}  (policy version {result.policy_version}, decision {result.decision_id})", file=stream)
+        print(f"reason: {result.reason}", file=stream)
         for rule in result.matched_rules:
-            print(f"rule:   {rule.text}    [{rule.file}:{rule.line}]", file=stdout)
+            print(f"rule:   {rule.text}    [{rule.file}:{rule.line}]", file=stream)
+
+    out.emit(
+        {
+            "allowed": result.allowed,
+            "policy_version": result.policy_version,
+            "decision_id": result.decision_id,
+            "reason": result.reason,
+            "denied_party": result.denied_party,
+            "matched_rules": [
+                {"rule": r.text, "file": r.file, "line": r.line} for r in result.matched_rules
+            ],
+        },
+        text,
+    )
     return EXIT_OK if result.allowed else EXIT_DENIED
 
 
@@ -186,18 +374,90 @@ def _attributes(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
-def _refused(args: argparse.Namespace, exc: BundleError, stdout: TextIO, stderr: TextIO) -> int:
-    if args.output == "json":
-        _json(stdout, {"valid": False, "problems": [str(p) for p in exc.problems]})
-    else:
-        for problem in exc.problems:
-            print(f"ERROR {problem}", file=stderr)
-    return EXIT_REFUSED
+# ---- arguments ------------------------------------------------------------------------------
 
 
-def _json(stream: TextIO, value: Any) -> None:
-    json.dump(value, stream, indent=2, sort_keys=True)
-    stream.write("\n")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policyctl",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--output", choices=("text", "json"), default="text")
+    remote = argparse.ArgumentParser(add_help=False, parents=[common])
+    remote.add_argument(
+        "--server",
+        default=os.environ.get("POLICY_ENGINE_ADDR", DEFAULT_SERVER),
+        help=f"host:port of the service (POLICY_ENGINE_ADDR, default {DEFAULT_SERVER})",
+    )
+    remote.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    named = argparse.ArgumentParser(add_help=False, parents=[remote])
+    named.add_argument("--set", dest="policy_set", default="default", help="policy set (default: default)")
+    acting = argparse.ArgumentParser(add_help=False, parents=[named])
+    acting.add_argument(
+        "--author", default=getpass.getuser(), help="who does this (default: the OS user)"
+    )
+    acting.add_argument("--reason", default="", help="why, recorded with the activation")
+
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[..., int], parents: list, help: str) -> argparse.ArgumentParser:  # noqa: A002
+        sub = commands.add_parser(name, parents=parents, help=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("validate", _validate, [common], "report what the engine will not accept").add_argument("dir")
+    command("test", _test, [common], "run a policy set's tests locally").add_argument("dir")
+
+    push = command("push", _push, [remote], "push a policy folder as a new version")
+    push.add_argument("dir")
+    push.add_argument("--set", dest="policy_set", default="", help="policy set (default: the folder name)")
+    push.add_argument("-m", "--message", default="", help="what changed and why")
+    push.add_argument("--author", default=getpass.getuser(), help="who pushes (default: the OS user)")
+    push.add_argument("--activate", action="store_true", help="also activate it, in one transaction")
+    push.add_argument("--reason", default="", help="activation reason (default: the message)")
+    push.add_argument("--allow-dirty", action="store_true", help="push uncommitted changes")
+
+    command("versions", _versions, [named], "list the versions of a policy set")
+    show = command("show", _show, [named], "show a version")
+    show.add_argument("version", type=int)
+    diff = command("diff", _diff, [named], "compare two versions")
+    diff.add_argument("from_version", type=int)
+    diff.add_argument("to_version", type=int)
+    activate = command("activate", _activate, [acting], "make a version the active one")
+    activate.add_argument("version", type=int)
+    activate.add_argument(
+        "--expect-active", type=int, default=None, help="refuse unless this version is active now"
+    )
+    rollback = command("rollback", _rollback, [acting], "activate the previous (or given) version")
+    rollback.add_argument("version", type=int, nargs="?", default=None)
+    activations = command("activations", _activations, [remote], "list activation events")
+    activations.add_argument("--set", dest="policy_set", default="", help="only this policy set")
+    activations.add_argument("--limit", type=int, default=50)
+    export = command("export", _export, [named], "write a version back as files")
+    export.add_argument("version", type=int)
+    export.add_argument("dir")
+
+    check = command("check", _check, [remote], "ask the service for a decision")
+    check.add_argument("--set", dest="policy_set", default="", help="policy set (default: default)")
+    check.add_argument("--tenant", required=True)
+    check.add_argument("--subject", required=True)
+    check.add_argument("--action", required=True)
+    check.add_argument("--resource", required=True, help="KIND:ID, e.g. tool:web_search")
+    check.add_argument("--actor", help="the agent acting for the subject, e.g. agent:helper")
+    for name in ("subject", "actor", "resource", "context"):
+        check.add_argument(
+            f"--{name}-attr",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"{name} attribute; VALUE is JSON when it parses (true, 3), else a string",
+        )
+    check.add_argument("--explain", action="store_true", help="show the rule that decided")
+    check.add_argument("--min-version", type=int, default=0)
+    return parser
 
 
 def main() -> None:

@@ -71,6 +71,15 @@ class PolicyRegistry:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def at_least(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
+        """The set's policy now, or, when `min_version` asks for more, once it is loaded."""
+        policy = self._policies.get(policy_set)
+        if policy is not None and policy.version >= min_version:
+            return policy
+        if min_version <= 0 or not self._policies:
+            return self.get(policy_set)  # raises the right error: not ready, or unknown set
+        return await self.wait_for(policy_set, min_version, timeout)
+
     async def wait_for(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
         """The set's policy once its version is at least `min_version`, or raise on timeout."""
         loop = asyncio.get_running_loop()

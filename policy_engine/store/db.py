@@ -75,9 +75,15 @@ def schema_state(engine: Engine) -> SchemaState:
     return SchemaState(current=current, head=str(head), has_tables=has_tables)
 
 
+# Any constant: replicas starting together on one PostgreSQL migrate one at a time.
+_MIGRATION_LOCK = 0x706F6C696379
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision`."""
+    """Apply migrations up to `revision` (serialized across processes on PostgreSQL)."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config = alembic_config()
         config.attributes["connection"] = conn
         command.upgrade(config, revision)

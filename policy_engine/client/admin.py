@@ -1,0 +1,221 @@
+"""AdminClient: the admin API (PolicyAdminService) with typed results, for policyctl and scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC as _UTC
+from datetime import datetime
+
+import grpc
+
+from policy_engine.v1 import admin_pb2, admin_pb2_grpc
+
+__all__ = ["ActivationInfo", "AdminClient", "BundleFiles", "DiffResult", "PushOutcome", "VersionSummary"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    model: str
+    policy: str
+    tests: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    policy_set: str
+    number: int
+    sha256: str
+    message: str
+    author: str
+    git_commit: str | None
+    git_dirty: bool
+    created_at: datetime
+    rule_count: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class ActivationInfo:
+    id: int
+    policy_set: str
+    version: int
+    previous_version: int | None
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    version: VersionSummary
+    created: bool
+    activation: ActivationInfo | None
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    added: tuple[tuple[str, int], ...]
+    removed: tuple[tuple[str, int], ...]
+    model_diff: str
+    tests_changed: tuple[str, ...]
+
+
+class AdminClient:
+    """Blocking admin client over one channel; gRPC errors propagate as grpc.RpcError."""
+
+    def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = admin_pb2_grpc.PolicyAdminServiceStub(self._channel)
+        self._timeout = timeout
+
+    def push(
+        self,
+        policy_set: str,
+        files: BundleFiles,
+        *,
+        message: str,
+        author: str,
+        git_commit: str | None = None,
+        git_dirty: bool = False,
+        activate: bool = False,
+        reason: str = "",
+    ) -> PushOutcome:
+        response = self._stub.PushVersion(
+            admin_pb2.PushVersionRequest(
+                policy_set=policy_set,
+                content=admin_pb2.BundleContent(
+                    model=files.model, policy=files.policy, tests=dict(files.tests)
+                ),
+                message=message,
+                author=author,
+                provenance=admin_pb2.Provenance(
+                    git_commit=git_commit or "", git_dirty=git_dirty, has_git=git_commit is not None
+                ),
+                activate=activate,
+                reason=reason,
+            ),
+            timeout=self._timeout,
+        )
+        return PushOutcome(
+            version=_version(response.version),
+            created=response.created,
+            activation=_activation(response.activation) if response.HasField("activation") else None,
+        )
+
+    def versions(self, policy_set: str) -> list[VersionSummary]:
+        response = self._stub.ListVersions(
+            admin_pb2.ListVersionsRequest(policy_set=policy_set), timeout=self._timeout
+        )
+        return [_version(v) for v in response.versions]
+
+    def get(self, policy_set: str, number: int) -> tuple[VersionSummary, BundleFiles]:
+        response = self._stub.GetVersion(
+            admin_pb2.GetVersionRequest(policy_set=policy_set, number=number), timeout=self._timeout
+        )
+        content = response.content
+        return _version(response.version), BundleFiles(content.model, content.policy, dict(content.tests))
+
+    def diff(self, policy_set: str, from_number: int, to_number: int) -> DiffResult:
+        response = self._stub.DiffVersions(
+            admin_pb2.DiffVersionsRequest(
+                policy_set=policy_set, from_number=from_number, to_number=to_number
+            ),
+            timeout=self._timeout,
+        )
+        return DiffResult(
+            added=tuple((c.rule, c.line) for c in response.added),
+            removed=tuple((c.rule, c.line) for c in response.removed),
+            model_diff=response.model_diff,
+            tests_changed=tuple(response.tests_changed),
+        )
+
+    def activate(
+        self,
+        policy_set: str,
+        number: int,
+        *,
+        author: str,
+        reason: str,
+        expected_active: int | None = None,
+    ) -> ActivationInfo:
+        response = self._stub.ActivateVersion(
+            admin_pb2.ActivateVersionRequest(
+                policy_set=policy_set,
+                number=number,
+                author=author,
+                reason=reason,
+                expected_active_version=expected_active or 0,
+            ),
+            timeout=self._timeout,
+        )
+        return _activation(response.activation)
+
+    def rollback(
+        self, policy_set: str, *, author: str, reason: str, to_number: int | None = None
+    ) -> ActivationInfo:
+        response = self._stub.Rollback(
+            admin_pb2.RollbackRequest(
+                policy_set=policy_set, to_number=to_number or 0, author=author, reason=reason
+            ),
+            timeout=self._timeout,
+        )
+        return _activation(response.activation)
+
+    def activations(self, policy_set: str = "", limit: int = 50) -> list[ActivationInfo]:
+        response = self._stub.ListActivations(
+            admin_pb2.ListActivationsRequest(policy_set=policy_set, limit=limit),
+            timeout=self._timeout,
+        )
+        return [_activation(a) for a in response.activations]
+
+    def watch(self, policy_set: str = "", since_id: int = 0) -> Iterator[ActivationInfo]:
+        """Activations as they happen; runs until the caller stops iterating."""
+        stream = self._stub.WatchActivations(
+            admin_pb2.WatchActivationsRequest(policy_set=policy_set, since_id=since_id)
+        )
+        try:
+            for message in stream:
+                yield _activation(message)
+        finally:
+            stream.cancel()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _version(message: admin_pb2.VersionInfo) -> VersionSummary:
+    provenance = message.provenance
+    return VersionSummary(
+        policy_set=message.policy_set,
+        number=message.number,
+        sha256=message.sha256,
+        message=message.message,
+        author=message.author,
+        git_commit=provenance.git_commit if provenance.has_git else None,
+        git_dirty=provenance.git_dirty,
+        created_at=message.created_at.ToDatetime(tzinfo=_UTC),
+        rule_count=message.rule_count,
+        active=message.active,
+    )
+
+
+def _activation(message: admin_pb2.Activation) -> ActivationInfo:
+    return ActivationInfo(
+        id=message.id,
+        policy_set=message.policy_set,
+        version=message.version,
+        previous_version=message.previous_version or None,
+        actor=message.actor,
+        reason=message.reason,
+        created_at=message.created_at.ToDatetime(tzinfo=_UTC),
+    )
+

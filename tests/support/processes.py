@@ -1,0 +1,66 @@
+"""Run `policy-engine serve` as a real process and wait for it to be healthy."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def health_status(target: str) -> int | None:
+    with grpc.insecure_channel(target) as channel:
+        try:
+            return health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            ).status
+        except grpc.RpcError:
+            return None
+
+
+def wait_serving(target: str, process: subprocess.Popen[str] | None = None, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.stderr.read() if process.stderr else ''}")
+        if health_status(target) == health_pb2.HealthCheckResponse.SERVING:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{target} did not become SERVING within {timeout}s")
+
+
+@contextmanager
+def serve_process(db_url: str, policies: Path | None, workdir: Path, wait: bool = True) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A `policy-engine serve` process on a free port; SIGTERM and a clean exit at the end."""
+    target = f"127.0.0.1:{free_port()}"
+    args = [str(BIN / "policy-engine"), "serve", "--listen", target, "--db", db_url]
+    args += ["--policies", str(policies) if policies else str(workdir / "no-policies")]
+    log = (workdir / f"serve-{target.rsplit(':', 1)[1]}.log").open("w+")
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=workdir)
+    try:
+        if wait:
+            wait_serving(target, process)
+        yield target, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
