@@ -1,15 +1,140 @@
-"""One typed settings object for the server, from command-line flags and environment variables."""
+"""One typed settings object for the server, from flags, environment variables and a YAML file.
+
+The YAML file (`--config FILE`) holds what does not fit on a command line:
+authentication, TLS and rate limits. Its shape, every key optional:
+
+    auth:
+      callers:                       # who may call the service (OAuth2/OIDC JWTs)
+        issuer: https://idp.example.com/
+        audience: policy-engine
+        jwks_file: /etc/policy-engine/jwks.json    # or jwks_url: https://idp.example.com/jwks
+        algorithms: [RS256, ES256]                 # default: asymmetric only
+        hmac_secret_file: null                     # HS* only when set
+        leeway_seconds: 30
+        roles_claim: roles
+        role_scopes: {platform-admin: [policy:read, policy:write, policy:activate]}
+        principals: {"spiffe://acme/backend": [authz:check]}   # token subs or mTLS identities
+      subjects:                      # end-user tokens passed through in subject_token
+        issuer: https://idp.example.com/
+        audience: llm-backend
+        jwks_file: /etc/policy-engine/jwks.json
+        attributes: {roles: roles, clearance: clearance, mfa: {claim: amr, contains: mfa}}
+        tenant_claim: tenant
+        verified_tenants: [acme]     # these tenants refuse a bare subject.id
+    tls:
+      cert_file: server.pem          # reloaded when the files change
+      key_file: server.key
+      client_ca_file: ca.pem         # mTLS: client certificates signed by this CA
+      require_client_cert: true
+    rate_limits:
+      caller: {rate: 2000, burst: 4000}     # per caller identity, requests/second
+      subject: {rate: 200, burst: 400}      # per end user
+      rpcs: {PushVersion: {rate: 1, burst: 5}}
+      max_concurrent_rpcs: 1000
+      max_per_connection: 200
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEFAULT_DB", "DEFAULT_LISTEN", "Settings", "is_loopback", "split_host_port"]
+import yaml
+
+__all__ = [
+    "DEFAULT_DB",
+    "DEFAULT_LISTEN",
+    "CallerAuthSettings",
+    "ConfigError",
+    "RateSettings",
+    "RateLimitSettings",
+    "SecuritySettings",
+    "Settings",
+    "SubjectAuthSettings",
+    "TlsSettings",
+    "TokenSettings",
+    "is_loopback",
+    "load_security",
+    "split_host_port",
+]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///policy-engine.db"
+ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    audience: str
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    hmac_secret_file: Path | None = None
+    algorithms: tuple[str, ...] = ASYMMETRIC
+    leeway_seconds: int = 30
+    refresh_interval_seconds: float = 60.0
+    fetch_timeout_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class CallerAuthSettings:
+    tokens: TokenSettings | None = None
+    roles_claim: str = "roles"
+    role_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    principals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubjectAuthSettings:
+    tokens: TokenSettings | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    tenant_claim: str | None = "tenant"
+    verified_tenants: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    require_client_cert: bool = False
+
+
+@dataclass(frozen=True)
+class RateSettings:
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    caller: RateSettings = RateSettings(2000, 4000)
+    subject: RateSettings = RateSettings(500, 1000)
+    rpcs: Mapping[str, RateSettings] = field(default_factory=dict)
+    max_concurrent_rpcs: int = 1000
+    max_per_connection: int = 200
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    callers: CallerAuthSettings | None = None
+    subjects: SubjectAuthSettings | None = None
+    tls: TlsSettings | None = None
+    rate_limits: RateLimitSettings = RateLimitSettings()
+
+    @property
+    def authenticates_callers(self) -> bool:
+        """True when every caller must prove who it is (tokens or required client certificates)."""
+        token_auth = self.callers is not None and self.callers.tokens is not None
+        mtls = self.tls is not None and self.tls.require_client_cert
+        return token_auth or mtls
 
 
 @dataclass(frozen=True)
@@ -20,6 +145,7 @@ class Settings:
     db_url    any SQLAlchemy URL (POLICY_ENGINE_DB); SQLite file by default
     policies  folder of policy sets imported at start when the database lacks them
     insecure  allow binding a non-loopback address without authentication
+    security  authentication, TLS and rate limits (from --config)
     """
 
     listen: str = DEFAULT_LISTEN
@@ -28,6 +154,7 @@ class Settings:
     insecure: bool = False
     reload_interval: float = 1.0
     grace_seconds: float = 5.0
+    security: SecuritySettings = SecuritySettings()
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -44,3 +171,134 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def load_security(path: Path) -> SecuritySettings:
+    """Read the YAML configuration file; ConfigError names the offending key."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    root = _Section(document, str(path))
+    auth = root.section("auth")
+    base = path.parent
+    callers = auth.optional("callers")
+    subjects = auth.optional("subjects")
+    tls = root.optional("tls")
+    limits = root.optional("rate_limits")
+    return SecuritySettings(
+        callers=_callers(callers, base) if callers else None,
+        subjects=_subjects(subjects, base) if subjects else None,
+        tls=_tls(tls, base) if tls else None,
+        rate_limits=_rate_limits(limits) if limits else RateLimitSettings(),
+    )
+
+
+class _Section:
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: must be a mapping")
+        self.data = data
+        self.where = where
+
+    def optional(self, key: str) -> _Section | None:
+        return _Section(self.data[key], f"{self.where}.{key}") if self.data.get(key) is not None else None
+
+    def section(self, key: str) -> _Section:
+        return self.optional(key) or _Section({}, f"{self.where}.{key}")
+
+    def get(self, key: str, kind: type, default: Any = None, required: bool = False) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise ConfigError(f"{self.where}.{key}: is required")
+            return default
+        value = self.data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{self.where}.{key}: must be {kind.__name__}")
+        return value
+
+    def path(self, key: str, base: Path) -> Path | None:
+        value = self.get(key, str)
+        return None if value is None else (base / value)
+
+    def scopes(self, key: str) -> dict[str, frozenset[str]]:
+        mapping = self.get(key, dict, {})
+        result = {}
+        for name, scopes in mapping.items():
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                raise ConfigError(f"{self.where}.{key}.{name}: must be a list of scopes")
+            result[str(name)] = frozenset(scopes)
+        return result
+
+
+def _tokens(section: _Section, base: Path) -> TokenSettings | None:
+    if section.get("issuer", str) is None and section.get("jwks_file", str) is None and section.get("jwks_url", str) is None:
+        return None
+    algorithms = tuple(section.get("algorithms", list, list(ASYMMETRIC)))
+    settings = TokenSettings(
+        issuer=section.get("issuer", str, required=True),
+        audience=section.get("audience", str, required=True),
+        jwks_file=section.path("jwks_file", base),
+        jwks_url=section.get("jwks_url", str),
+        hmac_secret_file=section.path("hmac_secret_file", base),
+        algorithms=algorithms,
+        leeway_seconds=section.get("leeway_seconds", int, 30),
+        refresh_interval_seconds=section.get("refresh_interval_seconds", float, 60.0),
+        fetch_timeout_seconds=section.get("fetch_timeout_seconds", float, 2.0),
+    )
+    if settings.jwks_file is None and settings.jwks_url is None and settings.hmac_secret_file is None:
+        raise ConfigError(f"{section.where}: needs jwks_file, jwks_url or hmac_secret_file")
+    if "none" in (a.lower() for a in algorithms):
+        raise ConfigError(f"{section.where}.algorithms: 'none' is never allowed")
+    return settings
+
+
+def _callers(section: _Section, base: Path) -> CallerAuthSettings:
+    return CallerAuthSettings(
+        tokens=_tokens(section, base),
+        roles_claim=section.get("roles_claim", str, "roles"),
+        role_scopes=section.scopes("role_scopes"),
+        principals=section.scopes("principals"),
+    )
+
+
+def _subjects(section: _Section, base: Path) -> SubjectAuthSettings:
+    return SubjectAuthSettings(
+        tokens=_tokens(section, base),
+        attributes=section.get("attributes", dict, {}),
+        tenant_claim=section.get("tenant_claim", str, "tenant"),
+        verified_tenants=frozenset(section.get("verified_tenants", list, [])),
+    )
+
+
+def _tls(section: _Section, base: Path) -> TlsSettings:
+    return TlsSettings(
+        cert_file=section.path("cert_file", base) or _missing(section, "cert_file"),
+        key_file=section.path("key_file", base) or _missing(section, "key_file"),
+        client_ca_file=section.path("client_ca_file", base),
+        require_client_cert=section.get("require_client_cert", bool, False),
+    )
+
+
+def _rate(section: _Section | None, default: RateSettings) -> RateSettings:
+    if section is None:
+        return default
+    return RateSettings(section.get("rate", float, default.rate), section.get("burst", float, default.burst))
+
+
+def _rate_limits(section: _Section) -> RateLimitSettings:
+    defaults = RateLimitSettings()
+    rpcs_section = section.section("rpcs")
+    return RateLimitSettings(
+        caller=_rate(section.optional("caller"), defaults.caller),
+        subject=_rate(section.optional("subject"), defaults.subject),
+        rpcs={name: _rate(rpcs_section.optional(name), defaults.caller) for name in rpcs_section.data},
+        max_concurrent_rpcs=section.get("max_concurrent_rpcs", int, defaults.max_concurrent_rpcs),
+        max_per_connection=section.get("max_per_connection", int, defaults.max_per_connection),
+    )
+
+
+def _missing(section: _Section, key: str) -> Path:
+    raise ConfigError(f"{section.where}.{key}: is required")

@@ -19,7 +19,10 @@ The tree, so callers can catch at the level they care about::
     ├── PreconditionFailedError     the stored state is not what the request expects
     │   ├── StaleActivationError    the active version is not the expected one
     │   └── NothingToRollBackError  there is no previously active version
-    └── UnsupportedError            a request uses a feature this server does not offer
+    ├── UnsupportedError            a request uses a feature this server does not offer
+    ├── UnauthenticatedError        missing or bad credentials (the reason leaks no key material)
+    ├── PermissionDeniedError       valid credentials, not allowed to call this
+    └── RateLimitedError            too many requests; `retry_after` says when to come back
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ __all__ = [
     "Problem",
     "RequestError",
     "SchemaOutdatedError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "UnauthenticatedError",
     "UnsupportedError",
     "StoreError",
     "StoreUnavailableError",
@@ -146,3 +152,19 @@ class StaleActivationError(PreconditionFailedError):
 
 class NothingToRollBackError(PreconditionFailedError):
     """There is no previously active version to go back to."""
+
+
+class UnauthenticatedError(PolicyEngineError):
+    """Missing or bad credentials; the message is safe to show the caller."""
+
+
+class PermissionDeniedError(PolicyEngineError):
+    """The caller is authenticated but not allowed to do this."""
+
+
+class RateLimitedError(PolicyEngineError):
+    """Too many requests from one caller or for one subject."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

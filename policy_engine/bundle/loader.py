@@ -13,10 +13,19 @@ from pathlib import Path
 from types import MappingProxyType
 
 from policy_engine.actions import check_bindable
+from policy_engine.bundle.schema import SCHEMA_FILE, AttributeSchema, infer_schema, parse_schema
 from policy_engine.engine import Engine
 from policy_engine.errors import BundleError, ModelError, PolicyLoadError, Problem
 
-__all__ = ["MODEL_FILE", "POLICY_FILE", "Bundle", "compile_bundle", "load_bundle", "load_bundles"]
+__all__ = [
+    "MODEL_FILE",
+    "POLICY_FILE",
+    "Bundle",
+    "bundle_schema",
+    "compile_bundle",
+    "load_bundle",
+    "load_bundles",
+]
 
 MODEL_FILE = "model.conf"
 POLICY_FILE = "policy.csv"
@@ -32,6 +41,7 @@ class Bundle:
     model_text: str
     policy_text: str
     tests: Mapping[str, str] = field(default_factory=dict)
+    schema_text: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", MappingProxyType(dict(sorted(self.tests.items()))))
@@ -52,6 +62,12 @@ def load_bundle(path: str | Path, name: str | None = None) -> Bundle:
             texts[file] = _read_text(folder / file)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(folder / file), f"cannot read: {exc}"))
+    schema_path = folder / SCHEMA_FILE
+    if schema_path.is_file():
+        try:
+            texts[SCHEMA_FILE] = _read_text(schema_path)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(schema_path), f"cannot read: {exc}"))
     tests: dict[str, str] = {}
     tests_dir = folder / TESTS_DIR
     if tests_dir.is_dir():
@@ -62,7 +78,7 @@ def load_bundle(path: str | Path, name: str | None = None) -> Bundle:
                 problems.append(Problem(str(test_file), f"cannot read: {exc}"))
     if problems:
         raise BundleError(problems)
-    return Bundle(set_name, texts[MODEL_FILE], texts[POLICY_FILE], tests)
+    return Bundle(set_name, texts[MODEL_FILE], texts[POLICY_FILE], tests, texts.get(SCHEMA_FILE, ""))
 
 
 def load_bundles(root: str | Path) -> list[Bundle]:
@@ -84,6 +100,15 @@ def compile_bundle(bundle: Bundle) -> Engine:
     except ModelError as exc:
         raise BundleError([Problem(MODEL_FILE, str(exc))]) from exc
     return engine
+
+
+def bundle_schema(bundle: Bundle, engine: Engine) -> AttributeSchema:
+    """The bundle's schema.yaml, or the types its rules imply when it has none."""
+    if bundle.schema_text.strip():
+        return parse_schema(bundle.schema_text)
+    texts = [*engine.model.matchers.values()]
+    texts += [v for rule in engine.rules for v in rule.values if "r." in v or "r_" in v]
+    return infer_schema(texts)
 
 
 def _read_text(path: Path) -> str:

@@ -36,6 +36,7 @@ from policy_engine.bundle.digest import bundle_digest
 from policy_engine.bundle.lint import lint_bundle
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
 from policy_engine.bundle.provenance import git_provenance
+from policy_engine.bundle.schema import SCHEMA_FILE
 from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient
 from policy_engine.client.admin import AdminClient, BundleFiles
@@ -278,12 +279,14 @@ def _export(args: argparse.Namespace, out: _Output) -> int:
     with _admin(args) as admin:
         version, files = admin.get(args.policy_set, args.version)
     target = Path(args.dir)
-    bundle = Bundle(version.policy_set, files.model, files.policy, files.tests)
+    bundle = Bundle(version.policy_set, files.model, files.policy, files.tests, files.schema)
     if bundle_digest(bundle) != version.sha256:
         raise Refused(f"version {version.number} content does not match its sha256")
     target.mkdir(parents=True, exist_ok=True)
     (target / MODEL_FILE).write_text(files.model, encoding="utf-8")
     (target / POLICY_FILE).write_text(files.policy, encoding="utf-8")
+    if files.schema:
+        (target / SCHEMA_FILE).write_text(files.schema, encoding="utf-8")
     for path, text in files.tests.items():
         (target / path).parent.mkdir(parents=True, exist_ok=True)
         (target / path).write_text(text, encoding="utf-8")
@@ -308,7 +311,7 @@ def _admin(args: argparse.Namespace) -> AdminClient:
 
 
 def _files(bundle: Bundle) -> BundleFiles:
-    return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests))
+    return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text)
 
 
 # ---- check ----------------------------------------------------------------------------------

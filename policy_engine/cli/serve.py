@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from policy_engine.config import DEFAULT_DB, DEFAULT_LISTEN, Settings
+from policy_engine.config import (
+    DEFAULT_DB,
+    DEFAULT_LISTEN,
+    ConfigError,
+    SecuritySettings,
+    Settings,
+    load_security,
+)
 from policy_engine.errors import SchemaOutdatedError, StoreError
 from policy_engine.server.app import InsecureBindError, start_server
 from policy_engine.store import open_database, schema_state, upgrade
@@ -48,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback listen address without authentication (dangerous)",
     )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("POLICY_ENGINE_CONFIG"),
+        help="YAML file: authentication, TLS, rate limits (POLICY_ENGINE_CONFIG)",
+    )
     serve.add_argument("--log-level", default=os.environ.get("POLICY_ENGINE_LOG_LEVEL", "INFO"))
 
     db = commands.add_parser("db", help="database schema (Alembic migrations)")
@@ -75,12 +88,17 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = Settings(
-        listen=args.listen, db_url=args.db, policies=args.policies, insecure=args.insecure
-    )
     try:
+        security = load_security(Path(args.config)) if args.config else SecuritySettings()
+        settings = Settings(
+            listen=args.listen,
+            db_url=args.db,
+            policies=args.policies,
+            insecure=args.insecure,
+            security=security,
+        )
         asyncio.run(_serve(settings))
-    except (InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:
+    except (ConfigError, InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:
         print(f"policy-engine: {exc}", file=stderr)
         return 1
     return 0

@@ -21,6 +21,7 @@ class BundleFiles:
     model: str
     policy: str
     tests: Mapping[str, str]
+    schema: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ class AdminClient:
             admin_pb2.PushVersionRequest(
                 policy_set=policy_set,
                 content=admin_pb2.BundleContent(
-                    model=files.model, policy=files.policy, tests=dict(files.tests)
+                    model=files.model,
+                    policy=files.policy,
+                    tests=dict(files.tests),
+                    schema=files.schema,
                 ),
                 message=message,
                 author=author,
@@ -116,7 +120,8 @@ class AdminClient:
             admin_pb2.GetVersionRequest(policy_set=policy_set, number=number), timeout=self._timeout
         )
         content = response.content
-        return _version(response.version), BundleFiles(content.model, content.policy, dict(content.tests))
+        files = BundleFiles(content.model, content.policy, dict(content.tests), content.schema)
+        return _version(response.version), files
 
     def diff(self, policy_set: str, from_number: int, to_number: int) -> DiffResult:
         response = self._stub.DiffVersions(

@@ -40,6 +40,7 @@ def bundle_from_push(request: admin_pb2.PushVersionRequest) -> Bundle:
         model_text=request.content.model,
         policy_text=request.content.policy,
         tests=dict(request.content.tests),
+        schema_text=request.content.schema,
     )
 
 
@@ -73,7 +74,10 @@ def listing(item: VersionListing) -> admin_pb2.VersionInfo:
 
 def content(record: VersionRecord) -> admin_pb2.BundleContent:
     return admin_pb2.BundleContent(
-        model=record.model_text, policy=record.policy_text, tests=dict(record.tests)
+        model=record.model_text,
+        policy=record.policy_text,
+        tests=dict(record.tests),
+        schema=record.schema_text,
     )
 
 

@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from policy_engine.auth.authorizer import ACTIVATE_METHOD, RpcAuthorizer
+from policy_engine.errors import PermissionDeniedError
 from policy_engine.server import admin_convert as convert
+from policy_engine.server.context import current_principal
+from policy_engine.service import DEFAULT_POLICY_SET
 from policy_engine.service.versions import VersionService
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc
 
@@ -15,17 +19,20 @@ __all__ = ["AdminServicer"]
 
 
 class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
-    def __init__(self, versions: VersionService) -> None:
+    def __init__(self, versions: VersionService, authorizer: RpcAuthorizer) -> None:
         self._versions = versions
+        self._authorizer = authorizer
 
     async def PushVersion(  # noqa: N802 - gRPC method names
         self, request: admin_pb2.PushVersionRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.PushVersionResponse:
+        if request.activate and not self._authorizer.allowed(current_principal.get(), ACTIVATE_METHOD):
+            raise PermissionDeniedError("push --activate also needs the policy:activate scope")
         result = await asyncio.to_thread(
             self._versions.push,
             convert.bundle_from_push(request),
             message=request.message,
-            author=request.author,
+            author=_author(request.author),
             provenance=convert.provenance(request.provenance),
             activate=request.activate,
             reason=request.reason,
@@ -63,7 +70,7 @@ class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
             self._versions.activate,
             _set(request.policy_set),
             request.number,
-            author=request.author,
+            author=_author(request.author),
             reason=request.reason,
             expected_active=request.expected_active_version or None,
             expect_none_active=request.expect_none_active,
@@ -76,7 +83,7 @@ class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
         record = await asyncio.to_thread(
             self._versions.rollback,
             _set(request.policy_set),
-            author=request.author,
+            author=_author(request.author),
             reason=request.reason,
             to_number=request.to_number or None,
         )
@@ -100,4 +107,10 @@ class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
 
 
 def _set(name: str) -> str:
-    return name or "default"
+    return name or DEFAULT_POLICY_SET
+
+
+def _author(claimed: str) -> str:
+    """The authenticated caller when there is one; what the request says only without auth."""
+    principal = current_principal.get()
+    return claimed if principal.method == "none" else principal.id

@@ -20,8 +20,10 @@ from policy_engine import limits
 from policy_engine.bundle import load_bundles
 from policy_engine.config import Settings, is_loopback, split_host_port
 from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
+from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.server.admin_servicer import AdminServicer
 from policy_engine.server.interceptors import ErrorStatusInterceptor
+from policy_engine.server.security import build_guard, server_credentials
 from policy_engine.server.servicers import AuthorizationServicer
 from policy_engine.service import DecisionService, PolicyRegistry, Reloader, VersionService
 from policy_engine.store import PolicyRepository, ensure_schema, open_database
@@ -84,20 +86,27 @@ async def start_server(settings: Settings) -> RunningServer:
     registry = PolicyRegistry()
     reloader = Reloader(repository, registry, interval=settings.reload_interval)
 
+    security = settings.security
     server = grpc.aio.server(
-        interceptors=[ErrorStatusInterceptor()],
+        interceptors=[ErrorStatusInterceptor(), build_guard(security)],
         options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
+        # Beyond this many RPCs in flight, new ones are shed with RESOURCE_EXHAUSTED
+        # instead of queueing until latency collapses.
+        maximum_concurrent_rpcs=security.rate_limits.max_concurrent_rpcs,
     )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
         AuthorizationServicer(DecisionService(registry)), server
     )
-    admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(AdminServicer(versions), server)
+    admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(AdminServicer(versions, RpcAuthorizer()), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound = server.add_insecure_port(settings.listen)
+    if security.tls is not None:
+        bound = server.add_secure_port(settings.listen, server_credentials(security.tls))
+    else:
+        bound = server.add_insecure_port(settings.listen)
     if bound == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     await _set_health(health_servicer, serving=False)
@@ -118,17 +127,25 @@ async def start_server(settings: Settings) -> RunningServer:
 
 
 def _refuse_insecure_bind(host: str, settings: Settings) -> None:
-    if is_loopback(host):
+    security = settings.security
+    if is_loopback(host) or (security.tls is not None and security.authenticates_callers):
         return
+    missing = " and ".join(
+        what
+        for what, present in (("TLS", security.tls is not None), ("caller authentication", security.authenticates_callers))
+        if not present
+    )
     if not settings.insecure:
         raise InsecureBindError(
-            f"refusing to listen on {settings.listen}: authentication is not configured, so "
-            "only a loopback address is allowed (pass --insecure to override, at your risk)"
+            f"refusing to listen on {settings.listen}: {missing} not configured, so only a "
+            "loopback address is allowed (configure them with --config, or pass --insecure "
+            "to override at your risk)"
         )
     log.warning(
-        "INSECURE: listening on %s without authentication; anyone who can reach this port "
-        "can ask for and learn every decision",
+        "INSECURE: listening on %s without %s; anyone who can reach this port can ask "
+        "for and learn every decision",
         settings.listen,
+        missing,
     )
 
 

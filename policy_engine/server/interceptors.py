@@ -8,18 +8,26 @@ from typing import Any
 
 import grpc
 
+from policy_engine.auth.authorizer import RpcAuthorizer
+from policy_engine.auth.callers import CallerAuthenticator
+from policy_engine.auth.peers import peer_identity
 from policy_engine.errors import (
     BundleError,
     InvalidRequestError,
     NoActiveVersionError,
     NotFoundError,
     NotReadyError,
+    PermissionDeniedError,
     PreconditionFailedError,
+    RateLimitedError,
     StoreUnavailableError,
+    UnauthenticatedError,
     UnsupportedError,
 )
+from policy_engine.server.context import current_principal
+from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 
-__all__ = ["ErrorStatusInterceptor", "message_for", "status_for"]
+__all__ = ["ErrorStatusInterceptor", "GuardInterceptor", "message_for", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,9 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (BundleError, grpc.StatusCode.INVALID_ARGUMENT),
     (PreconditionFailedError, grpc.StatusCode.FAILED_PRECONDITION),
     (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (NoActiveVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (UnsupportedError, grpc.StatusCode.UNIMPLEMENTED),
@@ -106,4 +117,113 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     if code is None:
         log.exception("internal error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-    await context.abort(code, message_for(exc))
+    trailing: tuple[tuple[str, str], ...] = ()
+    if isinstance(exc, RateLimitedError):
+        trailing = (("retry-after-ms", str(max(1, round(exc.retry_after * 1000)))),)
+    await context.abort(code, message_for(exc), trailing_metadata=trailing)
+
+
+UNGUARDED_PREFIX = "/grpc.health.v1.Health/"
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor):
+    """Before any work: per-connection cap, authentication, the system policy, rate limits.
+
+    Health checks are exempt so load balancers can probe without credentials;
+    everything else, reflection and streams included, goes through the guard.
+    """
+
+    def __init__(
+        self,
+        authenticator: CallerAuthenticator,
+        authorizer: RpcAuthorizer,
+        caller_limit: RateLimiter,
+        subject_limit: RateLimiter,
+        rpc_limits: dict[str, RateLimiter],
+        connections: ConnectionLimiter,
+    ) -> None:
+        self._authenticator = authenticator
+        self._authorizer = authorizer
+        self._caller_limit = caller_limit
+        self._subject_limit = subject_limit
+        self._rpc_limits = rpc_limits
+        self._connections = connections
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(UNGUARDED_PREFIX):
+            return handler
+        guard = self
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                peer = context.peer()
+                guard._enter(peer)
+                try:
+                    guard._admit(request, context, method)
+                    return await inner(request, context)
+                finally:
+                    guard._connections.leave(peer)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                guard._admit(request, context, method)
+                async for item in inner_stream(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            inner_bidi = handler.stream_stream
+
+            async def bidi(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                guard._admit(None, context, method)
+                async for item in inner_bidi(requests, context):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                bidi,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _enter(self, peer: str) -> None:
+        if not self._connections.enter(peer):
+            raise RateLimitedError("too many concurrent requests on this connection", 0.05)
+
+    def _admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = value if isinstance(value, str) else None
+        identity = peer_identity(context.auth_context())
+        principal = self._authenticator.authenticate(authorization, identity)
+        if not self._authorizer.allowed(principal, method):
+            raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
+        rpc = method.rsplit("/", 1)[-1]
+        wait = self._rpc_limits.get(rpc, self._caller_limit).try_acquire(f"{rpc}|{principal.id}" if rpc in self._rpc_limits else principal.id)
+        if wait:
+            raise RateLimitedError(f"rate limit exceeded for caller {principal.id!r}", wait)
+        subject = getattr(getattr(request, "subject", None), "id", "")
+        if subject:
+            wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}")
+            if wait:
+                raise RateLimitedError("rate limit exceeded for this subject", wait)
+        current_principal.set(principal)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from policy_engine.bundle import Bundle, compile_bundle
+from policy_engine.bundle import AttributeSchema, Bundle, bundle_schema, compile_bundle
 from policy_engine.engine import Engine
 from policy_engine.errors import NoActiveVersionError, NotFoundError, NotReadyError
 from policy_engine.store import VersionRecord
@@ -32,11 +32,14 @@ class LoadedPolicy:
     sha256: str
     engine: Engine
     role_names: frozenset[str]
+    schema: AttributeSchema = AttributeSchema()
 
 
 def load_version(record: VersionRecord) -> LoadedPolicy:
     """Compile a stored version (off the request path: this can take a while for big sets)."""
-    bundle = Bundle(record.policy_set, record.model_text, record.policy_text, record.tests)
+    bundle = Bundle(
+        record.policy_set, record.model_text, record.policy_text, record.tests, record.schema_text
+    )
     engine = compile_bundle(bundle)
     return LoadedPolicy(
         policy_set=record.policy_set,
@@ -44,6 +47,7 @@ def load_version(record: VersionRecord) -> LoadedPolicy:
         sha256=record.sha256,
         engine=engine,
         role_names=engine.role_names,
+        schema=bundle_schema(bundle, engine),
     )
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party
+from policy_engine.bundle.schema import AttributeSchema
 from policy_engine.errors import InvalidRequestError
 
-__all__ = ["validate_action"]
+__all__ = ["validate_action", "validate_types"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -32,6 +33,8 @@ def validate_action(action: Action) -> None:
     if action.actor is not None:
         _party("actor", action.actor)
     _text("resource.kind", action.resource.kind, required=False)
+    if action.resource.kind != action.resource.kind.lower():
+        raise InvalidRequestError("resource.kind", "must be lowercase")
     _text("resource.id", action.resource.id)
     _resource_id(action.resource.id)
     _attributes("resource.attributes", action.resource.attributes)
@@ -59,6 +62,10 @@ def _text(field: str, value: str, *, required: bool = True) -> None:
 
 
 def _resource_id(value: str) -> None:
+    if value != value.lower():
+        # Rules compare case-sensitively: "tool:Web_Search" would slip past a deny on
+        # "tool:web_search" and still match an allow on "tool:*". Ids are lowercase.
+        raise InvalidRequestError("resource.id", "must be lowercase")
     if _PERCENT_ESCAPE.search(value):
         raise InvalidRequestError("resource.id", "contains a percent-escape")
     for segment in value.split("/"):
@@ -90,3 +97,12 @@ def _value(field: str, value: Any, depth: int) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _value(f"{field}[{index}]", item, depth + 1)
+
+
+def validate_types(action: Action, schema: AttributeSchema) -> None:
+    """Refuse attributes whose type differs from what the policy set's schema expects."""
+    schema.check("subject", action.subject.attributes, "subject.attributes")
+    if action.actor is not None:
+        schema.check("actor", action.actor.attributes, "actor.attributes")
+    schema.check("resource", action.resource.attributes, "resource.attributes", action.resource.kind)
+    schema.check("context", action.context, "context")

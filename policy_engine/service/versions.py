@@ -13,7 +13,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from policy_engine.bundle import Bundle, bundle_digest, compile_bundle, run_bundle_tests
+from policy_engine.bundle import (
+    Bundle,
+    bundle_digest,
+    bundle_schema,
+    compile_bundle,
+    run_bundle_tests,
+)
 from policy_engine.bundle.lint import lint_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
@@ -72,6 +78,10 @@ def check_bundle(bundle: Bundle) -> Engine:
     engine = compile_bundle(bundle)
     problems: list[Problem] = lint_bundle(bundle, engine)
     try:
+        bundle_schema(bundle, engine)
+    except BundleError as exc:
+        problems.extend(exc.problems)
+    try:
         problems.extend(run_bundle_tests(bundle, engine).problems())
     except BundleError as exc:
         problems.extend(exc.problems)
@@ -114,6 +124,7 @@ class VersionService:
                 author=author,
                 git_commit=provenance.git_commit,
                 git_dirty=provenance.git_dirty,
+                schema_text=bundle.schema_text,
             ),
             ActivationRequest(author, reason or message, expect_none_active=only_if_none_active)
             if activate

@@ -54,6 +54,7 @@ class NewVersion:
     tests: Mapping[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
+    schema_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class VersionRecord:
     git_commit: str | None
     git_dirty: bool | None
     created_at: datetime
+    schema_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class PolicyRepository:
                 model_text=new.model_text,
                 policy_text=new.policy_text,
                 tests_json=json.dumps(dict(new.tests), sort_keys=True),
+                schema_text=new.schema_text,
                 rule_count=new.rule_count,
                 message=new.message,
                 author=new.author,
@@ -421,6 +424,7 @@ def _version(row: Any) -> VersionRecord:
         git_commit=row.git_commit,
         git_dirty=row.git_dirty,
         created_at=_utc(row.created_at),
+        schema_text=row.schema_text,
     )
 
 

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BundleContent(_message.Message):
-    __slots__ = ("model", "policy", "tests")
+    __slots__ = ("model", "policy", "tests", "schema")
     class TestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -21,10 +21,12 @@ class BundleContent(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
     model: str
     policy: str
     tests: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[str] = ..., policy: _Optional[str] = ..., tests: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    schema: str
+    def __init__(self, model: _Optional[str] = ..., policy: _Optional[str] = ..., tests: _Optional[_Mapping[str, str]] = ..., schema: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("git_commit", "git_dirty", "has_git")

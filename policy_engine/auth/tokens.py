@@ -1,0 +1,118 @@
+"""Verify JWTs (joserfc) against configured keys, issuer and audience; refuse everything else.
+
+Checks, in order: size; a compact JWS header whose `alg` is on the allow-list
+(never `none`; HMAC only with a configured secret, and only against that
+secret, never against an RSA/EC public key); the signature with a key from
+configuration; then the claims: `iss` and `aud` must match, `exp` is
+required, `exp`/`nbf`/`iat` must be finite numbers within the leeway, `sub`
+a non-empty string.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwt import JWTClaimsRegistry
+
+from policy_engine.auth.keys import KeySource
+from policy_engine.errors import UnauthenticatedError
+
+__all__ = ["ASYMMETRIC_ALGORITHMS", "MAX_TOKEN_BYTES", "TokenVerifier"]
+
+MAX_TOKEN_BYTES = 8 * 1024
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    subject: str
+    claims: Mapping[str, Any]
+
+
+class TokenVerifier:
+    """Verifies tokens of one issuer for one audience."""
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Collection[str] = ASYMMETRIC_ALGORITHMS,
+        leeway: int = 30,
+    ) -> None:
+        allowed = tuple(a for a in algorithms if a.lower() != "none")
+        if any(a in HMAC_ALGORITHMS for a in allowed) and not keys.has_hmac:
+            raise ValueError("HMAC algorithms need an explicitly configured secret")
+        if not allowed:
+            raise ValueError("no token algorithm is allowed")
+        self._keys = keys
+        self._algorithms = allowed
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+
+    def verify(self, token: str) -> VerifiedToken:
+        """The verified subject and claims, or UnauthenticatedError with a safe reason."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise UnauthenticatedError(f"token larger than {MAX_TOKEN_BYTES} bytes")
+        header = _header(token)
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+            raise UnauthenticatedError("token algorithm not allowed")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise UnauthenticatedError("token key id is not a string")
+        key = self._keys.hmac_key() if algorithm in HMAC_ALGORITHMS else self._keys.public_key(kid)
+        try:
+            decoded = jwt.decode(token, key, algorithms=[algorithm])
+        except BadSignatureError as exc:
+            raise UnauthenticatedError("token signature is not valid") from exc
+        except JoseError as exc:
+            raise UnauthenticatedError(f"token rejected: {exc.error}") from exc
+        claims = decoded.claims
+        registry = JWTClaimsRegistry(
+            leeway=self._leeway,
+            iss={"essential": True, "value": self._issuer},
+            aud={"essential": True, "value": self._audience},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError as exc:
+            raise UnauthenticatedError("token expired") from exc
+        except MissingClaimError as exc:
+            raise UnauthenticatedError(f"token lacks required claims: {exc.description}") from exc
+        except JoseError as exc:
+            raise UnauthenticatedError(f"token claim rejected: {exc.description or exc.error}") from exc
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            raise UnauthenticatedError("token subject must be a non-empty string")
+        return VerifiedToken(subject=subject, claims=claims)
+
+
+def _header(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise UnauthenticatedError("token is not a compact JWS")
+    try:
+        padded = parts[0] + "=" * (-len(parts[0]) % 4)
+        header = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnauthenticatedError("token header is not valid") from exc
+    if not isinstance(header, dict):
+        raise UnauthenticatedError("token header is not valid")
+    return header
