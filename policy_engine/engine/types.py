@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Decision", "Entity", "MatchedRule"]
+__all__ = ["Decision", "EnforceContext", "Entity", "MatchedRule"]
 
 
 class Entity(str):
@@ -73,3 +73,21 @@ class Decision:
 
     allowed: bool
     matched: tuple[MatchedRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnforceContext:
+    """Which request, policy, effect and matcher definitions a request uses (pycasbin's).
+
+    Pass it as the first value: `engine.enforce(EnforceContext.of("2"), sub, obj, act)`
+    decides with `r2`, `p2` and `m2`. As in pycasbin, the effect always comes from `e`.
+    """
+
+    rtype: str = "r"
+    ptype: str = "p"
+    etype: str = "e"
+    mtype: str = "m"
+
+    @classmethod
+    def of(cls, suffix: str) -> EnforceContext:
+        return cls(f"r{suffix}", f"p{suffix}", f"e{suffix}", f"m{suffix}")

@@ -1,0 +1,90 @@
+"""A bounded, thread-safe decision cache owned by one Engine (so one policy version).
+
+Keys are built from request values only when every value is a plain `str`
+or an `Entity` whose attributes are plain scalars; anything else is not
+cached. A new policy version is a new Engine with a new, empty cache, so a
+cached decision can never outlive the rules that made it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from policy_engine.engine.types import Decision, Entity
+
+__all__ = ["DecisionCache", "cache_key"]
+
+_ENTITY = object()
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _entity_key(value: Entity) -> tuple[Any, ...] | None:
+    attributes = value.attributes
+    values = tuple(attributes.values())
+    kinds = tuple(map(type, values))
+    if _PLAIN.issuperset(kinds):
+        # the types are part of the key: 1, 1.0 and True are equal but not interchangeable
+        return (_ENTITY, str.__str__(value), tuple(attributes), values, kinds)
+    parts: list[Any] = []
+    for name, item in attributes.items():
+        kind = type(item)
+        if kind in _PLAIN:
+            parts.append((name, kind, item))
+        elif kind is float:
+            parts.append((name, kind, item.hex()))  # tells -0.0 from 0.0
+        else:
+            return None
+    return (_ENTITY, str.__str__(value), tuple(parts))
+
+
+def cache_key(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A hashable key standing for exactly these request values, or None when not cacheable.
+
+    Entities with the same id and attributes in another order get another key: a miss, never
+    a wrong answer.
+    """
+    parts: list[Any] = []
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            parts.append(value)
+        elif kind is Entity:
+            part = _entity_key(value)
+            if part is None:
+                return None
+            parts.append(part)
+        else:
+            return None
+    return tuple(parts)
+
+
+class DecisionCache:
+    """Least-recently-used map from request key to Decision, at most `size` entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[Any, ...]) -> Decision | None:
+        # Lock-free read: each OrderedDict call is atomic; a key evicted in between only
+        # loses its recency update.
+        entries = self._entries
+        decision = entries.get(key)
+        if decision is not None:
+            try:
+                entries.move_to_end(key)
+            except KeyError:
+                pass
+        return decision
+
+    def put(self, key: tuple[Any, ...], decision: Decision) -> None:
+        with self._lock:
+            self._entries[key] = decision
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)

@@ -1,0 +1,338 @@
+"""The built-in matcher functions of the Casbin dialect, with pycasbin's exact semantics.
+
+Each public function takes `*args` like pycasbin's wrappers do: the first two
+arguments are used, extra ones are ignored, and missing ones raise
+`IndexError`. Behaviour on odd input (a non-string argument, an invalid
+pattern) is pycasbin's: the same inputs raise or answer the same way.
+
+Regular expressions built from rule patterns are compiled once and kept in a
+bounded cache (`_regex`), which changes nothing but speed: `re.match(text,
+key)` and `re.compile(text).match(key)` agree.
+
+`literal_prefix` is what the rule index uses: every key a pattern can match
+starts with the pattern's literal prefix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "BUILTIN_FUNCTIONS",
+    "NONDETERMINISTIC_FUNCTIONS",
+    "PATTERN_FUNCTIONS",
+    "glob_match",
+    "key_match",
+    "literal_prefix",
+    "pattern_is_valid",
+]
+
+# Rewrites of a keyMatch2/3/4/5 pattern into a regular expression (Casbin's definitions).
+_COLON_PARAM = re.compile(r"(.*?):[^\/]+(.*?)")
+_BRACE_PARAM_LAZY = re.compile(r"(.*?){[^\/]+?}(.*?)")
+_BRACE_PARAM_NAMED = re.compile(r"{([^/]+)}")
+_BRACE_PARAM = re.compile(r"{[^/]+}")
+
+_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+_REGEX_CACHE_LIMIT = 4096
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    pattern = _REGEX_CACHE.get(text)
+    if pattern is None:
+        pattern = re.compile(text)
+        if len(_REGEX_CACHE) >= _REGEX_CACHE_LIMIT:
+            _REGEX_CACHE.clear()
+        _REGEX_CACHE[text] = pattern
+    return pattern
+
+
+def _regex_match(key: Any, text: Any) -> bool:
+    if type(text) is not str:  # noqa: E721 - re.match's own errors for odd types
+        return bool(re.match(text, key))
+    return _regex(text).match(key) is not None
+
+
+def key_match(key1: Any, key2: Any) -> Any:
+    """`/foo/bar` matches `/foo/*`: everything after the first `*` is a wildcard."""
+    star = key2.find("*")
+    if star == -1:
+        return key1 == key2
+    if len(key1) > star:
+        return key1[:star] == key2[:star]
+    return key1 == key2[:star]
+
+
+def _key_match2_regex(key2: Any) -> str:
+    key2 = key2.replace("/*", "/.*")
+    key2 = _COLON_PARAM.sub(r"\g<1>[^\/]+\g<2>", key2, 0)
+    if key2 == "*":
+        key2 = "(.*)"
+    return "^" + key2 + "$"
+
+
+def key_match2(key1: Any, key2: Any) -> bool:
+    """`/resource1` matches `/:resource`; `*` after `/` is a wildcard; the pattern is a regex."""
+    return _regex_match(key1, _key_match2_regex(key2))
+
+
+def _key_match3_regex(key2: Any) -> str:
+    key2 = key2.replace("/*", "/.*")
+    key2 = _BRACE_PARAM_LAZY.sub(r"\g<1>[^\/]+\g<2>", key2, 0)
+    return "^" + key2 + "$"
+
+
+def key_match3(key1: Any, key2: Any) -> bool:
+    """`/resource1` matches `/{resource}`."""
+    return _regex_match(key1, _key_match3_regex(key2))
+
+
+def _key_match4_parts(key2: Any) -> tuple[str, list[str]]:
+    key2 = key2.replace("/*", "/.*")
+    names: list[str] = []
+
+    def capture(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return "([^/]+)"
+
+    key2 = _BRACE_PARAM_NAMED.sub(capture, key2)
+    return "^" + key2 + "$", names
+
+
+def key_match4(key1: Any, key2: Any) -> bool:
+    """Like keyMatch3, and a repeated `{name}` must capture the same text each time."""
+    text, names = _key_match4_parts(key2)
+    found = _regex(text).match(key1)
+    if found is None:
+        return False
+    groups = found.groups()
+    if len(names) != len(groups):
+        raise Exception("KeyMatch4: number of tokens is not equal to number of values")  # noqa: TRY002
+    seen: dict[str, str] = {}
+    for name, value in zip(names, groups, strict=True):
+        if seen.setdefault(name, value) != value:
+            return False
+    return True
+
+
+def _key_match5_regex(key2: Any) -> str:
+    key2 = key2.replace("/*", "/.*")
+    key2 = _BRACE_PARAM.sub(r"[^/]+", key2, 0)
+    return "^" + key2 + "$"
+
+
+def key_match5(key1: Any, key2: Any) -> bool:
+    """Like keyMatch3 without capture checks, ignoring a `?query` in the key."""
+    cut = key1.find("?")
+    if cut != -1:
+        key1 = key1[:cut]
+    return _regex_match(key1, _key_match5_regex(key2))
+
+
+def regex_match(key1: Any, key2: Any) -> bool:
+    """`re.match(key2, key1)`: anchored at the start only."""
+    return _regex_match(key1, key2)
+
+
+def _range_match(pattern: str, index: int, char: str) -> int:
+    """Match `char` against the `[...]` class starting at `index`; the index after it, or -1."""
+    end = len(pattern)
+    if index == end:
+        return -1
+    negated = pattern[index] in "!^"
+    if negated:
+        index += 1
+    matched = False
+    while index != end:
+        low = pattern[index]
+        index += 1
+        if low == "]":
+            break
+        if low == "\\":
+            if index == end:
+                return -1
+            low = pattern[index]
+            index += 1
+        if index != end and pattern[index] == "-" and index + 1 != end and pattern[index + 1] != "]":
+            high = pattern[index + 1]
+            index += 2
+            if high == "\\":
+                if index == end:
+                    return -1
+                high = pattern[index]
+                index += 1
+            if low <= char <= high:
+                matched = True
+        elif low == char:
+            matched = True
+    return -1 if matched == negated else index
+
+
+def glob_match(string: Any, pattern: Any) -> bool:
+    """Glob with `*` (no `/`), `?`, `[...]` classes and `\\` escapes, as Casbin defines it."""
+    p_end = len(pattern)
+    s_end = len(string)
+    if p_end == 0:
+        return s_end == 0
+    p = 0
+    s = 0
+    while True:
+        if p == p_end:
+            return s == s_end
+        char = pattern[p]
+        p += 1
+        if char == "?":
+            if s == s_end or string[s] == "/":
+                return False
+            s += 1
+        elif char == "*":
+            while p != p_end and char == "*":
+                char = pattern[p]
+                p += 1
+            if p == p_end:
+                return string.find("/", s) == -1
+            if char == "/":
+                s = string.find("/", s)
+                if s == -1:
+                    return False
+                s += 1
+            while s != s_end:
+                if glob_match(string[s:], pattern[p:]):
+                    return True
+                if string[s] == "/":
+                    break
+                s += 1
+        elif char == "[":
+            if s == s_end or string[s] == "/":
+                return False
+            p = _range_match(pattern, p, string[s])
+            if p == -1:
+                return False
+            s += 1
+        else:
+            if char == "\\":
+                if p != p_end:
+                    char = pattern[p]
+                    p += 1
+            if s == s_end or char != string[s]:
+                return False
+            s += 1
+
+
+def ip_match(ip1: Any, ip2: Any) -> bool:
+    """`192.168.2.123` matches `192.168.2.0/24`; a bad request address raises."""
+    address = ipaddress.ip_address(ip1)
+    try:
+        return address in ipaddress.ip_network(ip2, strict=False)
+    except ValueError:
+        return address == ip2
+
+
+def _time_match(*args: Any) -> bool:
+    if len(args) != 2:
+        raise RuntimeError("time_match requires 2 arguments")
+    start, end = args
+    try:
+        now = datetime.now()
+        if start != "_" and not now > datetime.strptime(start, "%Y-%m-%d %H:%M:%S"):
+            return False
+        return not (end != "_" and not now < datetime.strptime(end, "%Y-%m-%d %H:%M:%S"))
+    except Exception as exc:
+        raise RuntimeError(exc) from exc
+
+
+def _two(fn: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any) -> Any:
+        return fn(args[0], args[1])
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__qualname__ = fn.__qualname__
+    return wrapper
+
+
+BUILTIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "keyMatch": _two(key_match),
+    "keyMatch2": _two(key_match2),
+    "keyMatch3": _two(key_match3),
+    "keyMatch4": _two(key_match4),
+    "keyMatch5": _two(key_match5),
+    "regexMatch": _two(regex_match),
+    "ipMatch": _two(ip_match),
+    "globMatch": _two(glob_match),
+    "timeMatch": _time_match,
+}
+"""The functions pycasbin 1.43 registers for every matcher (keyGet* are not among them)."""
+
+NONDETERMINISTIC_FUNCTIONS = frozenset({"timeMatch"})
+"""Functions whose answer depends on the clock: decisions using them are never cached."""
+
+PATTERN_FUNCTIONS = frozenset(
+    {"keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "regexMatch", "globMatch"}
+)
+"""`f(key, pattern)` functions the index can narrow by the pattern's literal prefix."""
+
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+_QUANTIFIERS = frozenset("*+?{")
+
+
+def _regex_literal_prefix(text: str) -> str:
+    """The text every match of `^text` (or `re.match(text)`) starts with."""
+    if "|" in text:
+        return ""
+    for i, char in enumerate(text):
+        if char in _REGEX_SPECIAL:
+            return text[: i - 1] if char in _QUANTIFIERS and i > 0 else text[:i]
+    return text
+
+
+def literal_prefix(function: str, pattern: str) -> str:
+    """A prefix of every key that `function(key, pattern)` accepts (possibly "")."""
+    if function == "globMatch":
+        for i, char in enumerate(pattern):
+            if char in "?*[\\":
+                return pattern[:i]
+        return pattern
+    if function == "regexMatch":
+        return _regex_literal_prefix(pattern)
+    if function == "keyMatch2":
+        text = _key_match2_regex(pattern)[1:]
+    elif function == "keyMatch3":
+        text = _key_match3_regex(pattern)[1:]
+    elif function == "keyMatch4":
+        text = _key_match4_parts(pattern)[0][1:]
+    else:  # keyMatch5 (applied to the key before its "?")
+        text = _key_match5_regex(pattern)[1:]
+    prefix = _regex_literal_prefix(text)
+    # keyMatch2/5 patterns keep `:` and `{}` out of the literal part already; be careful anyway.
+    for stop in (":", "{"):
+        cut = prefix.find(stop)
+        if cut != -1:
+            prefix = prefix[:cut]
+    return prefix
+
+
+def pattern_is_valid(function: str, pattern: str) -> bool:
+    """Whether `function(key, pattern)` answers without raising for every string key."""
+    try:
+        if function == "regexMatch":
+            re.compile(pattern)
+        elif function == "keyMatch2":
+            re.compile(_key_match2_regex(pattern))
+        elif function == "keyMatch3":
+            re.compile(_key_match3_regex(pattern))
+        elif function == "keyMatch4":
+            text, names = _key_match4_parts(pattern)
+            if re.compile(text).groups != len(names):
+                return False
+        elif function == "keyMatch5":
+            re.compile(_key_match5_regex(pattern))
+        elif function == "globMatch":
+            # glob_match recurses once per `*`; stay far from the recursion limit.
+            return pattern.count("*") < 64
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
