@@ -1,0 +1,174 @@
+"""Attributes at rest: AES-256-GCM with a key id per row (so keys rotate), or a keyed hash.
+
+Attributes named in `hashed` ("subject.email", "context.ip") are replaced by
+`hmac-sha256:<hex>` of their canonical JSON value under the hash key: equal values give equal
+hashes, so the log can still be searched and correlated without holding the value. All other
+attributes are encrypted together as one JSON object.
+
+Ciphertext format: ``v1:<base64(nonce(12) || ciphertext || tag)>``, with the key id as
+associated data, so a ciphertext cannot be presented under another key id.
+
+Key material
+------------
+Keys are 32 random bytes (16 or 24 are accepted), written as standard base64.
+
+* File (`AttributeProtector.from_file`), JSON::
+
+      {"active": "2026-11", "keys": {"2026-11": "<base64>", "2026-05": "<base64>"},
+       "hash_key": "<base64>"}
+
+* Environment (`AttributeProtector.from_env`)::
+
+      POLICY_ENGINE_AUDIT_KEYS="2026-11:<base64>,2026-05:<base64>"
+      POLICY_ENGINE_AUDIT_ACTIVE_KEY="2026-11"        (default: the first key listed)
+      POLICY_ENGINE_AUDIT_HASH_KEY="<base64>"         (needed only when attributes are hashed)
+
+Rotation: add the new key, make it active, keep the old ones as long as rows encrypted with
+them are retained (each row names its key id). The hash key must not change, or hashes made
+before and after no longer compare.
+
+`AttributeProtector.generate_key()` returns a fresh base64 key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from policy_engine.audit.errors import AttributeDecryptionError, AttributeKeyError
+
+__all__ = ["AttributeProtector"]
+
+_VERSION = "v1"
+_ENV_PREFIX = "POLICY_ENGINE_AUDIT_"
+
+
+class AttributeProtector:
+    """Encrypts attributes with the active key, hashes the configured ones, reveals with any key."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, bytes],
+        active_key_id: str,
+        hashed: Collection[str] = (),
+        hash_key: bytes | None = None,
+    ) -> None:
+        if active_key_id not in keys:
+            raise AttributeKeyError(f"the active key {active_key_id!r} is not among the keys")
+        for key_id, key in keys.items():
+            if not key_id or len(key_id) > 64 or ":" in key_id:
+                raise AttributeKeyError(f"key id {key_id!r}: 1-64 characters, no ':'")
+            if len(key) not in (16, 24, 32):
+                raise AttributeKeyError(f"key {key_id!r}: must be 16, 24 or 32 bytes, not {len(key)}")
+        paths = tuple(hashed)
+        for path in paths:
+            if path.count(".") < 1:
+                raise AttributeKeyError(f"hashed attribute {path!r}: write it as <entity>.<name>")
+        if paths and not hash_key:
+            raise AttributeKeyError("hashed attributes are configured but no hash key is")
+        self._ciphers = {key_id: AESGCM(bytes(key)) for key_id, key in keys.items()}
+        self._active = active_key_id
+        self._hashed = paths
+        self._hash_key = bytes(hash_key) if hash_key else b""
+
+    @property
+    def active_key_id(self) -> str:
+        return self._active
+
+    @staticmethod
+    def generate_key() -> str:
+        """A fresh 256-bit key, base64, for a key file or the environment."""
+        return base64.b64encode(os.urandom(32)).decode("ascii")
+
+    @classmethod
+    def from_file(cls, path: Path | str, hashed: Collection[str] = ()) -> AttributeProtector:
+        """Keys from a JSON key file (format in the module docstring)."""
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+            keys = {str(k): _b64(v, f"key {k!r}") for k, v in dict(document["keys"]).items()}
+            active = str(document.get("active") or next(iter(keys)))
+            hash_key = _b64(document["hash_key"], "hash_key") if document.get("hash_key") else None
+        except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+            raise AttributeKeyError(f"{path}: not a usable audit key file ({exc})") from exc
+        return cls(keys, active, hashed=hashed, hash_key=hash_key)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, hashed: Collection[str] = ()
+    ) -> AttributeProtector:
+        """Keys from POLICY_ENGINE_AUDIT_KEYS / _ACTIVE_KEY / _HASH_KEY (see the module docstring)."""
+        env = os.environ if environ is None else environ
+        listed = env.get(f"{_ENV_PREFIX}KEYS", "").strip()
+        if not listed:
+            raise AttributeKeyError(f"{_ENV_PREFIX}KEYS is not set")
+        keys: dict[str, bytes] = {}
+        for item in listed.split(","):
+            key_id, sep, material = item.strip().partition(":")
+            if not sep:
+                raise AttributeKeyError(f"{_ENV_PREFIX}KEYS: write each key as <id>:<base64>")
+            keys[key_id] = _b64(material, f"key {key_id!r}")
+        active = env.get(f"{_ENV_PREFIX}ACTIVE_KEY") or next(iter(keys))
+        raw_hash_key = env.get(f"{_ENV_PREFIX}HASH_KEY")
+        hash_key = _b64(raw_hash_key, f"{_ENV_PREFIX}HASH_KEY") if raw_hash_key else None
+        return cls(keys, active, hashed=hashed, hash_key=hash_key)
+
+    def protect(
+        self, attributes: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[str, str, dict[str, str]]:
+        """(ciphertext, key id, hashed): the configured attributes hashed and removed, the rest
+        encrypted as one JSON object with the active key."""
+        remaining = {str(entity): dict(values) for entity, values in attributes.items()}
+        hashed: dict[str, str] = {}
+        for path in self._hashed:
+            entity, _, name = path.partition(".")
+            values = remaining.get(entity)
+            if values is not None and name in values:
+                hashed[path] = self.hash_value(values.pop(name))
+        plaintext = json.dumps(
+            remaining, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        ).encode("utf-8")
+        nonce = os.urandom(12)
+        sealed = self._ciphers[self._active].encrypt(nonce, plaintext, self._active.encode())
+        token = base64.b64encode(nonce + sealed).decode("ascii")
+        return f"{_VERSION}:{token}", self._active, hashed
+
+    def reveal(self, ciphertext: str, key_id: str) -> dict[str, Any]:
+        """The encrypted attributes; AttributeKeyError without the key, AttributeDecryptionError
+        when the ciphertext does not open with it."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise AttributeKeyError(f"no audit key with id {key_id!r} is configured")
+        version, _, token = ciphertext.partition(":")
+        try:
+            if version != _VERSION:
+                raise ValueError(f"unknown ciphertext version {version!r}")
+            raw = base64.b64decode(token, validate=True)
+            plaintext = cipher.decrypt(raw[:12], raw[12:], key_id.encode())
+        except (InvalidTag, ValueError, binascii.Error) as exc:
+            raise AttributeDecryptionError(
+                f"attributes do not decrypt with key {key_id!r}"
+            ) from exc
+        return dict(json.loads(plaintext))
+
+    def hash_value(self, value: Any) -> str:
+        """The keyed hash stored for a hashed attribute's value."""
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        digest = hmac.new(self._hash_key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{digest}"
+
+
+def _b64(text: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(text).strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AttributeKeyError(f"{what}: not valid base64") from exc

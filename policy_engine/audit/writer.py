@@ -1,0 +1,351 @@
+"""DecisionLog: the durable audit sink. A bounded queue in front, one writer thread behind.
+
+`record()` only puts the entry on the queue. The writer thread takes entries in batches,
+redacts, encrypts and hashes their attributes, gives each the replica's next sequence number and
+the chained hash, then inserts the batch into the database in one transaction. When that fails
+(database down, slow past the statement timeout) the batch is appended to the spill file and
+fsynced instead; while the spill file holds rows, new batches go behind them in the file, and
+the writer replays the file into the database in chunks (insert-if-absent) with backoff until it
+is empty. The spill file is emptied only after its rows are committed.
+
+Where the chain continues after a restart: the highest of the replica's last row or purge
+checkpoint in the database, the last row of an unreplayed spill file, and the position file
+(the position of the last batch sent to the database, written before each insert, not fsynced). When the
+database is unreachable at start and there is no spill or position file, the writer waits for
+the database before taking entries, so entries stay queued (and the queue may fill).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from policy_engine.audit.errors import AuditUnavailableError
+from policy_engine.audit.protection import AttributeProtector
+from policy_engine.audit.records import DecisionRecord
+from policy_engine.audit.redaction import redact
+from policy_engine.audit.spill import SpillFile
+from policy_engine.store.audit_tables import utc
+from policy_engine.store.decision_log import (
+    GENESIS_HASH,
+    DecisionLogRepository,
+    ReplicaPosition,
+    entry_hash,
+)
+
+__all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats"]
+
+log = logging.getLogger(__name__)
+
+# "count": keep deciding and count entries that could not be kept; "fail_closed": refuse.
+LOSS_POLICIES = ("count", "fail_closed")
+
+_TEXT_FIELDS = (
+    "policy_set", "tenant", "subject", "actor", "caller", "action", "resource", "rule", "reason",
+    "request_id",
+)
+
+
+@dataclass(frozen=True)
+class DecisionLogStats:
+    """Counters since start. queued: entries waiting in memory now; written: inserted directly;
+    spilled: appended to the spill file; replayed: inserted from the spill file; lost: entries
+    not kept (queue full, closed, or database and spill file both failing)."""
+
+    queued: int
+    written: int
+    spilled: int
+    replayed: int
+    lost: int
+    spill_pending: bool
+
+
+class DecisionLog:
+    """The real AuditSink: bounded queue, background batching writer, spill file, replay."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        replica_id: str,
+        spill_dir: Path,
+        protector: AttributeProtector,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.05,
+        on_loss: str = "count",
+        statement_timeout: float = 5.0,
+        retry_interval: float = 0.25,
+        max_retry_interval: float = 5.0,
+    ) -> None:
+        if on_loss not in LOSS_POLICIES:
+            raise ValueError(f"on_loss must be one of {LOSS_POLICIES}, not {on_loss!r}")
+        if not replica_id or len(replica_id) > 128:
+            raise ValueError("replica_id must have 1 to 128 characters")
+        self.replica_id = replica_id
+        self._repository = DecisionLogRepository(engine)
+        self._protector = protector
+        self._queue: queue.Queue[DecisionRecord] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._fail_closed = on_loss == "fail_closed"
+        self._timeout_ms = int(statement_timeout * 1000)
+        self._min_retry = retry_interval
+        self._max_retry = max_retry_interval
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", replica_id)
+        spill_dir = Path(spill_dir)
+        self._spill = SpillFile(spill_dir / f"{name}.spill")
+        self._position_file = spill_dir / f"{name}.position"
+        self._position: ReplicaPosition | None = None
+        self._counts_lock = threading.Lock()
+        self._written = self._spilled = self._replayed = self._lost = 0
+        self._db_up = True
+        self._retry_at = 0.0
+        self._backoff = retry_interval
+        self._failing = False  # the last batch could be kept neither in the database nor on disk
+        self._closed = False
+        self._stop = threading.Event()
+        self._deadline = math.inf
+        self._thread = threading.Thread(target=self._run, name=f"decision-log:{replica_id}", daemon=True)
+        self._thread.start()
+
+    # --- the sink ---------------------------------------------------------------------------
+
+    def record(self, entry: DecisionRecord) -> None:
+        """Queue `entry` (O(1), no I/O). Counts it as lost when it cannot be queued, or raises
+        AuditUnavailableError under the fail-closed policy."""
+        if self._closed:
+            self._lose(1, "the decision log is closed")
+            return
+        if self._failing and self._fail_closed:
+            self._lose(1, "the decision log can write neither to the database nor to disk")
+            return
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self._lose(1, "the decision log queue is full")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drain the queue to the database or the spill file, then stop (clean shutdown)."""
+        if self._closed:
+            return
+        self._deadline = time.monotonic() + timeout * 0.8
+        self._stop.set()
+        self._thread.join(timeout)
+        self._closed = True
+        if self._thread.is_alive():
+            log.error("decision log writer did not stop within %.1fs; %d entries may be lost",
+                      timeout, self._queue.qsize())
+            return
+        leftover = self._take(0.0)
+        while leftover:
+            if self._position is None:
+                self._lose(len(leftover), "closed before the chain position was known", quiet=True)
+            else:
+                self._keep(leftover, database=False)
+            leftover = self._take(0.0)
+        self._spill.close()
+
+    @property
+    def stats(self) -> DecisionLogStats:
+        with self._counts_lock:
+            return DecisionLogStats(
+                queued=self._queue.qsize(),
+                written=self._written,
+                spilled=self._spilled,
+                replayed=self._replayed,
+                lost=self._lost,
+                spill_pending=self._spill.pending,
+            )
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # pragma: no cover - a bug; make it loud, close() counts what is left
+            log.exception("decision log writer stopped")
+
+    def _loop(self) -> None:
+        while True:
+            if self._position is None and not self._find_position():
+                if self._stop.is_set():
+                    return
+                self._stop.wait(self._min_retry)
+                continue
+            replay_due = self._spill.pending and time.monotonic() >= self._retry_at
+            batch = self._take(0.0 if replay_due else self._flush_interval)
+            if batch:
+                self._keep(batch, database=True)
+            if self._spill.pending and time.monotonic() >= self._retry_at:
+                self._replay_chunk()
+            if self._failing and time.monotonic() >= self._retry_at:
+                self._probe()
+            if self._stop.is_set() and self._queue.empty():
+                # Everything is in the database or fsynced in the spill file. Replay what is
+                # left only while the database answers and the deadline allows.
+                if not self._spill.pending or not self._db_up or time.monotonic() >= self._deadline:
+                    return
+
+    def _take(self, timeout: float) -> list[DecisionRecord]:
+        try:
+            first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _keep(self, batch: list[DecisionRecord], *, database: bool) -> None:
+        before = self._position
+        rows = self._seal(batch)
+        if database and not self._spill.pending:
+            # Saved before the insert: after a process crash the file is never behind the database.
+            self._save_position()
+            try:
+                self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows on disk instead
+                self._database_failed(exc)
+            else:
+                self._database_answered()
+                self._count(written=len(rows))
+                return
+        try:
+            self._spill.append(rows)
+        except OSError as exc:
+            # Kept nowhere: give the sequence numbers back so the chain has no gap.
+            self._position = before
+            self._failing = True
+            self._lose(len(rows), f"spill file failed ({exc})", quiet=True)
+            log.error("decision log: %d entries lost, database and spill file both failed: %s",
+                      len(rows), exc)
+            return
+        self._failing = False
+        self._count(spilled=len(rows))
+
+    def _seal(self, batch: list[DecisionRecord]) -> list[dict[str, Any]]:
+        """Rows for `batch`: attributes protected, next sequence numbers, chained hashes."""
+        assert self._position is not None
+        seq, previous = self._position.seq, self._position.hash
+        rows = []
+        for entry in batch:
+            try:
+                ciphertext, key_id, hashed = self._protector.protect(redact(entry.attributes))
+            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
+                log.warning("decision %s: attributes not recordable (%s)", entry.decision_id, exc)
+                ciphertext, key_id, hashed = self._protector.protect({})
+            seq += 1
+            row: dict[str, Any] = {
+                "decision_id": entry.decision_id,
+                "replica_id": self.replica_id,
+                "seq": seq,
+                "prev_hash": previous,
+                "decided_at": utc(entry.decided_at),
+                "policy_version": int(entry.policy_version),
+                "allowed": bool(entry.allowed),
+                "latency_us": int(entry.latency_us),
+                "key_id": key_id,
+                "attributes": ciphertext,
+                "hashed_attributes": json.dumps(hashed, sort_keys=True),
+            }
+            for name in _TEXT_FIELDS:
+                # PostgreSQL text cannot hold NUL; one such row would block the log forever.
+                row[name] = str(getattr(entry, name)).replace("\x00", "\ufffd")
+            row["entry_hash"] = previous = entry_hash(row)
+            rows.append(row)
+        self._position = ReplicaPosition(seq, previous)
+        return rows
+
+    def _replay_chunk(self) -> None:
+        rows, end = self._spill.read_chunk(self._batch_size * 4)
+        if rows:
+            try:
+                self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms)
+            except Exception as exc:  # noqa: BLE001
+                self._database_failed(exc)
+                return
+            self._database_answered()
+        self._spill.commit_through(end)
+        self._count(replayed=len(rows))
+        if not self._spill.pending:
+            self._save_position()
+            log.info("decision log: spill file replayed into the database")
+
+    def _probe(self) -> None:
+        try:
+            self._repository.position(self.replica_id)
+        except Exception as exc:  # noqa: BLE001
+            self._database_failed(exc)
+            return
+        self._database_answered()
+        self._failing = False
+
+    def _find_position(self) -> bool:
+        local = [p for p in (self._spill.last_position, self._read_position_file()) if p is not None]
+        try:
+            stored = self._repository.position(self.replica_id)
+        except Exception as exc:  # noqa: BLE001
+            if not local:
+                self._database_failed(exc)
+                return False
+            stored = None
+        candidates = local + ([stored] if stored is not None else [])
+        self._position = max(candidates, key=lambda p: p.seq, default=ReplicaPosition(0, GENESIS_HASH))
+        return True
+
+    def _database_failed(self, exc: BaseException) -> None:
+        if self._db_up:
+            log.warning("decision log: database unavailable, spilling to %s (%s)",
+                        self._spill.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self._db_up = False
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self._max_retry)
+
+    def _database_answered(self) -> None:
+        self._db_up = True
+        self._backoff = self._min_retry
+        self._retry_at = 0.0
+
+    def _read_position_file(self) -> ReplicaPosition | None:
+        try:
+            document = json.loads(self._position_file.read_text(encoding="utf-8"))
+            return ReplicaPosition(int(document["seq"]), str(document["hash"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _save_position(self) -> None:
+        if self._position is None:
+            return
+        temporary = self._position_file.with_name(self._position_file.name + ".tmp")
+        try:
+            temporary.write_text(json.dumps({"seq": self._position.seq, "hash": self._position.hash}))
+            os.replace(temporary, self._position_file)
+        except OSError as exc:
+            log.warning("decision log: cannot write %s (%s)", self._position_file, exc)
+
+    def _count(self, *, written: int = 0, spilled: int = 0, replayed: int = 0) -> None:
+        with self._counts_lock:
+            self._written += written
+            self._spilled += spilled
+            self._replayed += replayed
+
+    def _lose(self, n: int, why: str, *, quiet: bool = False) -> None:
+        with self._counts_lock:
+            self._lost += n
+        if self._fail_closed and not quiet:
+            raise AuditUnavailableError(why)

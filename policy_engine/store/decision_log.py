@@ -1,0 +1,582 @@
+"""The decision log: append-only rows, chained per replica by a hash, purged only with a checkpoint.
+
+Each row carries the replica that wrote it, a sequence number that grows by one per entry of
+that replica (starting at 1), the hash of the previous entry of the replica (`GENESIS_HASH` for
+the first) and its own hash over that previous hash and every stored column (`entry_hash`).
+A row edited in place no longer matches its hash; a row deleted leaves a gap in `seq`.
+
+Retention deletes the oldest rows of a replica in batches; each batch writes a checkpoint
+(replica, up_to_seq, last_hash, purged_rows) in the same transaction, so `verify` knows the
+chain legitimately starts after `up_to_seq`, and that every missing row at or below it is
+accounted for (rows under legal hold stay and are still checked against their own hash).
+
+What the chain cannot show on its own: the newest rows of a replica deleted together (there is
+no later row to miss them; compare `ReplicaChain.last_seq` with the replica's own counter), or a
+writer with full database access rewriting the whole chain from some point on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from policy_engine.errors import NotFoundError, StoreError, StoreUnavailableError
+from policy_engine.store.audit_tables import (
+    admin_audit,
+    decision_log,
+    decision_log_checkpoints,
+    tenant_settings,
+    utc,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "AdminEvent",
+    "ChainProblem",
+    "ChainReport",
+    "DecisionLogRepository",
+    "ReplicaChain",
+    "ReplicaPosition",
+    "StoredDecision",
+    "canonical_time",
+    "entry_hash",
+]
+
+GENESIS_HASH = "0" * 64
+
+# The columns covered by `entry_hash`, in hashing order (after the previous entry's hash).
+CHAINED_COLUMNS = (
+    "replica_id",
+    "seq",
+    "decision_id",
+    "decided_at",
+    "policy_set",
+    "policy_version",
+    "tenant",
+    "subject",
+    "actor",
+    "caller",
+    "action",
+    "resource",
+    "allowed",
+    "rule",
+    "reason",
+    "request_id",
+    "latency_us",
+    "key_id",
+    "attributes",
+    "hashed_attributes",
+)
+
+# Only one replica purges at a time on PostgreSQL; others skip the batch.
+_PURGE_LOCK = 0x6175646974
+
+
+def canonical_time(moment: datetime | str) -> str:
+    """The one text form of a decision time that is hashed: UTC, microseconds, ISO 8601."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return utc(moment).isoformat(timespec="microseconds")
+
+
+def entry_hash(row: Mapping[str, Any]) -> str:
+    """sha256 over the previous entry's hash and the chained columns of `row`."""
+    values: list[Any] = [row["prev_hash"]]
+    for name in CHAINED_COLUMNS:
+        value = row[name]
+        if name == "decided_at":
+            value = canonical_time(value)
+        elif name == "allowed":
+            value = bool(value)
+        elif name in ("seq", "policy_version", "latency_us"):
+            value = int(value)
+        values.append(value)
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """One row of the decision log; attributes stay encrypted (see AttributeProtector.reveal)."""
+
+    decision_id: str
+    replica_id: str
+    seq: int
+    decided_at: datetime
+    policy_set: str
+    policy_version: int
+    tenant: str
+    subject: str
+    actor: str
+    caller: str
+    action: str
+    resource: str
+    allowed: bool
+    rule: str
+    reason: str
+    request_id: str
+    latency_us: int
+    key_id: str
+    attributes_ciphertext: str
+    hashed_attributes: Mapping[str, str]
+    prev_hash: str
+    entry_hash: str
+
+
+@dataclass(frozen=True)
+class ReplicaPosition:
+    """Where a replica's chain ends: its last sequence number and that entry's hash."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """The first thing wrong in a replica's chain.
+
+    kind: "gap" (rows missing after the purge checkpoint), "edited" (a row does not match its
+    hash), "broken_link" (a row does not follow the one before it), or "unaccounted" (fewer
+    rows at or below the purge checkpoint than the checkpoints say were kept).
+    """
+
+    kind: str
+    seq: int
+    decision_id: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" + (f" (decision {self.decision_id})" if self.decision_id else "")
+        return f"{self.kind} at {where}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ReplicaChain:
+    replica_id: str
+    rows_checked: int
+    last_seq: int
+    purged_up_to: int
+    problem: ChainProblem | None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of `verify`: one chain per replica."""
+
+    replicas: tuple[ReplicaChain, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(chain.problem is None for chain in self.replicas)
+
+    @property
+    def rows_checked(self) -> int:
+        return sum(chain.rows_checked for chain in self.replicas)
+
+    def lines(self) -> list[str]:
+        """Human-readable report, one line per replica (for `policyctl decisions verify`)."""
+        out = []
+        for chain in self.replicas:
+            state = "ok" if chain.problem is None else f"PROBLEM {chain.problem}"
+            purged = f", purged up to seq {chain.purged_up_to}" if chain.purged_up_to else ""
+            out.append(
+                f"{chain.replica_id}: {chain.rows_checked} rows checked, "
+                f"last seq {chain.last_seq}{purged}: {state}"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class AdminEvent:
+    id: int
+    created_at: datetime
+    action: str
+    policy_set: str
+    version: int | None
+    actor: str
+    detail: Mapping[str, Any]
+
+
+class DecisionLogRepository:
+    """Reads, verifies and purges the decision log; writes rows idempotently for the writer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # --- writing (used by policy_engine.audit.DecisionLog) ---------------------------------
+
+    def insert_rows(
+        self, rows: Sequence[Mapping[str, Any]], *, statement_timeout_ms: int | None = None
+    ) -> None:
+        """Insert `rows` in one transaction; rows whose decision_id is already stored are skipped.
+
+        Raises SQLAlchemy errors as they are: the writer decides what an outage means.
+        """
+        if not rows:
+            return
+        with self._engine.begin() as conn:
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                if statement_timeout_ms:
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+                statement: Any = postgresql_insert(decision_log).on_conflict_do_nothing()
+            elif dialect == "sqlite":
+                statement = sqlite_insert(decision_log).on_conflict_do_nothing()
+            else:
+                raise StoreError(f"the decision log does not support {dialect!r}")
+            conn.execute(statement, [dict(row) for row in rows])
+
+    def position(self, replica_id: str) -> ReplicaPosition | None:
+        """The end of `replica_id`'s chain in the database (rows or purge checkpoint), if any."""
+        with self._read() as conn:
+            last = conn.execute(
+                select(decision_log.c.seq, decision_log.c.entry_hash)
+                .where(decision_log.c.replica_id == replica_id)
+                .order_by(decision_log.c.seq.desc())
+                .limit(1)
+            ).first()
+            checkpoint = conn.execute(
+                select(decision_log_checkpoints.c.up_to_seq, decision_log_checkpoints.c.last_hash)
+                .where(decision_log_checkpoints.c.replica_id == replica_id)
+                .order_by(decision_log_checkpoints.c.up_to_seq.desc())
+                .limit(1)
+            ).first()
+        candidates = [
+            ReplicaPosition(int(row[0]), str(row[1])) for row in (last, checkpoint) if row is not None
+        ]
+        return max(candidates, key=lambda p: p.seq) if candidates else None
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        tenant: str | None = None,
+        denied: bool | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredDecision]:
+        """Decisions matching every given filter, newest first."""
+        statement = select(decision_log)
+        if subject is not None:
+            statement = statement.where(decision_log.c.subject == subject)
+        if actor is not None:
+            statement = statement.where(decision_log.c.actor == actor)
+        if tenant is not None:
+            statement = statement.where(decision_log.c.tenant == tenant)
+        if denied is not None:
+            statement = statement.where(decision_log.c.allowed.is_(not denied))
+        if since is not None:
+            statement = statement.where(decision_log.c.decided_at >= utc(since))
+        statement = statement.order_by(
+            decision_log.c.decided_at.desc(), decision_log.c.id.desc()
+        ).limit(limit)
+        with self._read() as conn:
+            return [_stored(row) for row in conn.execute(statement)]
+
+    def get(self, decision_id: str) -> StoredDecision:
+        with self._read() as conn:
+            row = conn.execute(
+                select(decision_log).where(decision_log.c.decision_id == decision_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no decision {decision_id!r} in the log")
+        return _stored(row)
+
+    def count(self) -> int:
+        with self._read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(decision_log)) or 0)
+
+    # --- tamper evidence --------------------------------------------------------------------
+
+    def verify(self) -> ChainReport:
+        """Check every replica's chain: hashes, links, gaps, and rows purged versus deleted."""
+        with self._read() as conn:
+            replicas = sorted(
+                set(conn.scalars(select(decision_log.c.replica_id).distinct()))
+                | set(conn.scalars(select(decision_log_checkpoints.c.replica_id).distinct()))
+            )
+            return ChainReport(tuple(self._verify_replica(conn, replica) for replica in replicas))
+
+    def _verify_replica(self, conn: Connection, replica_id: str) -> ReplicaChain:
+        checkpoint = conn.execute(
+            select(decision_log_checkpoints.c.up_to_seq, decision_log_checkpoints.c.last_hash)
+            .where(decision_log_checkpoints.c.replica_id == replica_id)
+            .order_by(decision_log_checkpoints.c.up_to_seq.desc(), decision_log_checkpoints.c.id.desc())
+            .limit(1)
+        ).first()
+        purged_total = int(
+            conn.scalar(
+                select(func.coalesce(func.sum(decision_log_checkpoints.c.purged_rows), 0)).where(
+                    decision_log_checkpoints.c.replica_id == replica_id
+                )
+            )
+            or 0
+        )
+        floor = int(checkpoint.up_to_seq) if checkpoint is not None else 0
+        expected_seq = floor + 1
+        expected_prev = str(checkpoint.last_hash) if checkpoint is not None else GENESIS_HASH
+        kept_below = 0
+        checked = 0
+        last_seq = floor
+        previous: tuple[int, str] | None = None
+        problem: ChainProblem | None = None
+        for row in _rows_by_seq(conn, replica_id):
+            checked += 1
+            seq, decision_id = int(row["seq"]), str(row["decision_id"])
+            last_seq = max(last_seq, seq)
+            if entry_hash(row) != row["entry_hash"]:
+                problem = ChainProblem("edited", seq, decision_id, "the row does not match its hash")
+                break
+            if seq <= floor:
+                # kept by a legal hold while older rows were purged: only adjacent links are known
+                kept_below += 1
+                if previous is not None and previous[0] == seq - 1 and row["prev_hash"] != previous[1]:
+                    problem = ChainProblem(
+                        "broken_link", seq, decision_id, "the row does not follow the previous row"
+                    )
+                    break
+            else:
+                if seq != expected_seq:
+                    missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}..{seq - 1}"
+                    problem = ChainProblem(
+                        "gap", expected_seq, None, f"{missing} missing before decision {decision_id}"
+                    )
+                    break
+                if row["prev_hash"] != expected_prev:
+                    problem = ChainProblem(
+                        "broken_link", seq, decision_id, "the row does not follow the previous row"
+                    )
+                    break
+                expected_seq += 1
+                expected_prev = str(row["entry_hash"])
+            previous = (seq, str(row["entry_hash"]))
+        if problem is None and floor and kept_below + purged_total != floor:
+            problem = ChainProblem(
+                "unaccounted",
+                floor,
+                None,
+                f"{floor - kept_below - purged_total} rows at or below the purge checkpoint "
+                "were deleted without a purge",
+            )
+        return ReplicaChain(replica_id, checked, last_seq, floor, problem)
+
+    # --- retention --------------------------------------------------------------------------
+
+    def purge(
+        self, *, older_than: datetime, batch_size: int = 1000, max_batches: int | None = None
+    ) -> int:
+        """Delete decisions made before `older_than`, oldest first per replica, in batches of
+        `batch_size` (one transaction and one checkpoint each); tenants under legal hold keep
+        theirs. Returns the number of rows deleted."""
+        cutoff = utc(older_than)
+        with self._read() as conn:
+            replicas = sorted(
+                conn.scalars(
+                    select(decision_log.c.replica_id).where(decision_log.c.decided_at < cutoff).distinct()
+                )
+            )
+        total = batches = 0
+        for replica_id in replicas:
+            while max_batches is None or batches < max_batches:
+                deleted = self._purge_batch(replica_id, cutoff, batch_size)
+                if not deleted:
+                    break
+                total += deleted
+                batches += 1
+        return total
+
+    def _purge_batch(self, replica_id: str, cutoff: datetime, batch_size: int) -> int:
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql" and not conn.scalar(
+                select(func.pg_try_advisory_xact_lock(_PURGE_LOCK))
+            ):
+                return 0
+            # Purge a prefix of the chain only: stop before the first decision that is recent.
+            first_recent = conn.scalar(
+                select(func.min(decision_log.c.seq)).where(
+                    decision_log.c.replica_id == replica_id, decision_log.c.decided_at >= cutoff
+                )
+            )
+            held = select(tenant_settings.c.tenant).where(tenant_settings.c.legal_hold.is_(True))
+            candidates = (
+                select(decision_log.c.id, decision_log.c.seq, decision_log.c.entry_hash)
+                .where(
+                    decision_log.c.replica_id == replica_id,
+                    decision_log.c.decided_at < cutoff,
+                    decision_log.c.tenant.not_in(held),
+                )
+                .order_by(decision_log.c.seq)
+                .limit(batch_size)
+            )
+            if first_recent is not None:
+                candidates = candidates.where(decision_log.c.seq < first_recent)
+            rows = conn.execute(candidates).all()
+            if not rows:
+                return 0
+            result = conn.execute(
+                delete(decision_log).where(decision_log.c.id.in_([row.id for row in rows]))
+            )
+            if result.rowcount != len(rows):
+                raise StoreError("decision log rows vanished during a purge; try again")
+            floor = conn.execute(
+                select(decision_log_checkpoints.c.up_to_seq, decision_log_checkpoints.c.last_hash)
+                .where(decision_log_checkpoints.c.replica_id == replica_id)
+                .order_by(decision_log_checkpoints.c.up_to_seq.desc())
+                .limit(1)
+            ).first()
+            up_to, last_hash = int(rows[-1].seq), str(rows[-1].entry_hash)
+            if floor is not None and int(floor.up_to_seq) > up_to:
+                up_to, last_hash = int(floor.up_to_seq), str(floor.last_hash)
+            conn.execute(
+                insert(decision_log_checkpoints).values(
+                    replica_id=replica_id,
+                    up_to_seq=up_to,
+                    last_hash=last_hash,
+                    purged_rows=len(rows),
+                    created_at=datetime.now(UTC),
+                )
+            )
+            return len(rows)
+
+    def set_legal_hold(self, tenant: str, hold: bool) -> None:
+        """Keep (or stop keeping) every decision of `tenant` out of retention purges."""
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                statement: Any = postgresql_insert(tenant_settings)
+            else:
+                statement = sqlite_insert(tenant_settings)
+            statement = statement.values(tenant=tenant, legal_hold=hold).on_conflict_do_update(
+                index_elements=["tenant"], set_={"legal_hold": hold}
+            )
+            conn.execute(statement)
+
+    def legal_holds(self) -> set[str]:
+        with self._read() as conn:
+            return set(
+                conn.scalars(
+                    select(tenant_settings.c.tenant).where(tenant_settings.c.legal_hold.is_(True))
+                )
+            )
+
+    # --- admin audit ------------------------------------------------------------------------
+
+    def record_admin_event(
+        self,
+        conn: Connection,
+        *,
+        action: str,
+        policy_set: str,
+        version: int | None,
+        actor: str,
+        detail: Mapping[str, Any],
+    ) -> None:
+        """Write an admin audit row on `conn`, inside the caller's transaction, so the change and
+        its audit row commit (or roll back) together."""
+        conn.execute(
+            insert(admin_audit).values(
+                created_at=datetime.now(UTC),
+                action=action,
+                policy_set=policy_set,
+                version=version,
+                actor=actor,
+                detail=json.dumps(dict(detail), sort_keys=True, default=str),
+            )
+        )
+
+    def admin_events(self, limit: int = 100) -> list[AdminEvent]:
+        """The latest admin audit rows, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(admin_audit).order_by(admin_audit.c.id.desc()).limit(limit))
+            return [
+                AdminEvent(
+                    id=row.id,
+                    created_at=utc(row.created_at),
+                    action=row.action,
+                    policy_set=row.policy_set,
+                    version=row.version,
+                    actor=row.actor,
+                    detail=json.loads(row.detail),
+                )
+                for row in rows
+            ]
+
+    def _read(self) -> Any:
+        return _guarded(self._engine.connect())
+
+    def _write(self) -> Any:
+        return _guarded(self._engine.begin())
+
+
+def _rows_by_seq(conn: Connection, replica_id: str, page: int = 5000) -> Iterator[Mapping[str, Any]]:
+    """Every row of a replica in seq order, read a page at a time (keyset pagination)."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            select(decision_log)
+            .where(decision_log.c.replica_id == replica_id, decision_log.c.seq > after)
+            .order_by(decision_log.c.seq)
+            .limit(page)
+        ).all()
+        yield from (row._mapping for row in rows)
+        if len(rows) < page:
+            return
+        after = int(rows[-1].seq)
+
+
+def _stored(row: Any) -> StoredDecision:
+    return StoredDecision(
+        decision_id=row.decision_id,
+        replica_id=row.replica_id,
+        seq=int(row.seq),
+        decided_at=utc(row.decided_at),
+        policy_set=row.policy_set,
+        policy_version=int(row.policy_version),
+        tenant=row.tenant,
+        subject=row.subject,
+        actor=row.actor,
+        caller=row.caller,
+        action=row.action,
+        resource=row.resource,
+        allowed=bool(row.allowed),
+        rule=row.rule,
+        reason=row.reason,
+        request_id=row.request_id,
+        latency_us=int(row.latency_us),
+        key_id=row.key_id,
+        attributes_ciphertext=row.attributes,
+        hashed_attributes=json.loads(row.hashed_attributes),
+        prev_hash=row.prev_hash,
+        entry_hash=row.entry_hash,
+    )
+
+
+class _guarded:  # noqa: N801 - used like a function in `with`
+    """Turns a lost database into StoreUnavailableError, keeping other errors as they are."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._context.__enter__()
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._context.__exit__(*exc_info)
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc

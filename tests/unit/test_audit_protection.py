@@ -1,0 +1,100 @@
+"""AttributeProtector: AES-GCM per key id, keyed hashes, key material from a file or the environment."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from policy_engine.audit import AttributeDecryptionError, AttributeKeyError, AttributeProtector
+
+KEY_1, KEY_2, HASH_KEY = b"1" * 32, b"2" * 32, b"h" * 32
+ATTRIBUTES = {"subject": {"email": "a@x.io", "mfa": True}, "context": {"ip": "10.1.2.3"}}
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def test_round_trip_removes_hashed_attributes() -> None:
+    """protect encrypts all but the hashed attributes; reveal gives them back."""
+    protector = AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email"], hash_key=HASH_KEY)
+    ciphertext, key_id, hashed = protector.protect(ATTRIBUTES)
+    assert key_id == "k1" and "a@x.io" not in ciphertext and "10.1.2.3" not in ciphertext
+    assert hashed == {"subject.email": protector.hash_value("a@x.io")}
+    assert hashed["subject.email"].startswith("hmac-sha256:")
+    assert protector.reveal(ciphertext, key_id) == {"subject": {"mfa": True}, "context": {"ip": "10.1.2.3"}}
+
+
+def test_same_value_same_hash_different_key_different_hash() -> None:
+    """Keyed hashes compare across rows, and mean nothing without the hash key."""
+    one = AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email"], hash_key=HASH_KEY)
+    other = AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email"], hash_key=b"o" * 32)
+    assert one.protect(ATTRIBUTES)[2] == one.protect(ATTRIBUTES)[2]
+    assert one.protect(ATTRIBUTES)[2] != other.protect(ATTRIBUTES)[2]
+
+
+def test_ciphertext_is_bound_to_its_key_id() -> None:
+    """A ciphertext presented under another key id does not open, even with the same key bytes."""
+    protector = AttributeProtector({"k1": KEY_1, "k2": KEY_1}, "k1")
+    ciphertext, _, _ = protector.protect(ATTRIBUTES)
+    with pytest.raises(AttributeDecryptionError):
+        protector.reveal(ciphertext, "k2")
+
+
+def test_tampered_ciphertext_is_refused() -> None:
+    """Editing one character of the ciphertext makes reveal fail with a named error."""
+    protector = AttributeProtector({"k1": KEY_1}, "k1")
+    ciphertext, key_id, _ = protector.protect(ATTRIBUTES)
+    flipped = ciphertext[:-3] + ("A" if ciphertext[-3] != "A" else "B") + ciphertext[-2:]
+    with pytest.raises(AttributeDecryptionError):
+        protector.reveal(flipped, key_id)
+
+
+def test_unknown_key_id_is_a_key_error() -> None:
+    """Revealing without the key raises AttributeKeyError naming the key id."""
+    ciphertext, _, _ = AttributeProtector({"old": KEY_1}, "old").protect(ATTRIBUTES)
+    with pytest.raises(AttributeKeyError, match="old"):
+        AttributeProtector({"new": KEY_2}, "new").reveal(ciphertext, "old")
+
+
+def test_bad_configuration_is_refused() -> None:
+    """Short keys, an absent active key, or hashing without a hash key are refused at start."""
+    with pytest.raises(AttributeKeyError):
+        AttributeProtector({"k1": b"short"}, "k1")
+    with pytest.raises(AttributeKeyError):
+        AttributeProtector({"k1": KEY_1}, "k2")
+    with pytest.raises(AttributeKeyError):
+        AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email"])
+
+
+def test_keys_from_file(tmp_path: Path) -> None:
+    """A JSON key file gives the keys, the active key and the hash key."""
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"active": "k2", "keys": {"k1": b64(KEY_1), "k2": b64(KEY_2)},
+                                "hash_key": b64(HASH_KEY)}))
+    protector = AttributeProtector.from_file(path, hashed=["context.ip"])
+    ciphertext, key_id, hashed = protector.protect(ATTRIBUTES)
+    assert key_id == "k2" and list(hashed) == ["context.ip"]
+    old = AttributeProtector({"k1": KEY_1}, "k1").protect(ATTRIBUTES)
+    assert protector.reveal(old[0], "k1") == ATTRIBUTES
+
+
+def test_keys_from_environment() -> None:
+    """POLICY_ENGINE_AUDIT_KEYS / _ACTIVE_KEY / _HASH_KEY configure the protector."""
+    env = {"POLICY_ENGINE_AUDIT_KEYS": f"k1:{b64(KEY_1)},k2:{b64(KEY_2)}",
+           "POLICY_ENGINE_AUDIT_ACTIVE_KEY": "k2", "POLICY_ENGINE_AUDIT_HASH_KEY": b64(HASH_KEY)}
+    protector = AttributeProtector.from_env(env, hashed=["subject.email"])
+    assert protector.active_key_id == "k2"
+    with pytest.raises(AttributeKeyError):
+        AttributeProtector.from_env({})
+    with pytest.raises(AttributeKeyError):
+        AttributeProtector.from_env({"POLICY_ENGINE_AUDIT_KEYS": "k1:not base64!"})
+
+
+def test_generated_keys_are_usable() -> None:
+    """generate_key gives a fresh 256-bit key in the format the file and environment expect."""
+    key = AttributeProtector.generate_key()
+    assert len(base64.b64decode(key)) == 32 and key != AttributeProtector.generate_key()
