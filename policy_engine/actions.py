@@ -13,7 +13,7 @@ the subject of the same request, and the answer is allow only if both are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policy_engine.engine import Engine, Entity, MatchedRule
@@ -68,12 +68,18 @@ class Action:
 
 @dataclass(frozen=True)
 class ActionDecision:
-    """The answer for an Action: `denied_party` is "subject", "actor" or "" when allowed."""
+    """The answer for an Action: `denied_party` is "subject", "actor" or "" when allowed.
+
+    `failure` says what failed when denied: "deny_rule", "no_matching_rule",
+    "evaluation_error", or "actor" when the actor was denied ("no_role" and
+    "condition" are refinements made by the service's explain step); "" when allowed.
+    """
 
     allowed: bool
     reason: str
     matched: tuple[MatchedRule, ...] = ()
     denied_party: str = ""
+    failure: str = ""
 
 
 def resource_key(kind: str, id: str) -> str:  # noqa: A002
@@ -98,7 +104,7 @@ def decide_action(engine: Engine, action: Action) -> ActionDecision:
         return subject
     actor = _decide_party(engine, action, action.actor, "actor")
     if not actor.allowed:
-        return actor
+        return replace(actor, failure="actor")
     return ActionDecision(
         allowed=True,
         reason=f"{subject.reason}; actor {action.actor.id!r}: {actor.reason}",
@@ -112,20 +118,24 @@ def _decide_party(engine: Engine, action: Action, party: Party, role: str) -> Ac
         decision = engine.decide(*values)
     except EngineError as exc:
         return ActionDecision(
-            allowed=False, reason=f"{role} {party.id!r}: evaluation error: {exc}", denied_party=role
+            allowed=False,
+            reason=f"{role} {party.id!r}: evaluation error: {exc}",
+            denied_party=role,
+            failure="evaluation_error",
         )
     if decision.allowed:
         rule = decision.matched[0].text if decision.matched else "the policy effect"
         return ActionDecision(allowed=True, reason=f"allowed by {rule}", matched=decision.matched)
     if decision.matched:
-        why = f"denied by {decision.matched[0].text}"
+        why, failure = f"denied by {decision.matched[0].text}", "deny_rule"
     else:
-        why = "no rule allows it"
+        why, failure = "no rule allows it", "no_matching_rule"
     return ActionDecision(
         allowed=False,
         reason=f"{role} {party.id!r} is not allowed: {why}",
         matched=decision.matched,
         denied_party=role,
+        failure=failure,
     )
 
 

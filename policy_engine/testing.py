@@ -6,11 +6,16 @@
     with running_server("policies") as server, SyncClient(server.target) as client:
         assert client.check(tenant="acme", subject="dave", action="invoke",
                             resource="tool:web_search").allowed
+
+`policies` is either a folder of policy sets (each a folder with model.conf)
+or one policy set folder, served as the set `policy_set` (default: its name).
+A fixed `port` lets a test stop a server and start another where clients expect it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy_engine.config import Settings
+from policy_engine.config import SecuritySettings, Settings
 from policy_engine.server.app import RunningServer, start_server
 
 __all__ = ["ServerHandle", "running_server"]
@@ -42,16 +47,25 @@ def running_server(
     *,
     db_url: str | None = None,
     reload_interval: float = 0.2,
+    port: int = 0,
+    policy_set: str | None = None,
+    security: SecuritySettings | None = None,
 ) -> Iterator[ServerHandle]:
     """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
         url = db_url or f"sqlite:///{Path(scratch) / 'policy-engine.db'}"
+        folder = Path(policies) if policies is not None else None
+        if folder is not None and (folder / "model.conf").is_file():
+            root = Path(scratch) / "policies"
+            shutil.copytree(folder, root / (policy_set or folder.resolve().name))
+            folder = root
         settings = Settings(
-            listen="127.0.0.1:0",
+            listen=f"127.0.0.1:{port}",
             db_url=url,
-            policies=Path(policies) if policies is not None else None,
+            policies=folder,
             reload_interval=reload_interval,
             grace_seconds=0.5,
+            security=security if security is not None else SecuritySettings(),
         )
         loop = asyncio.new_event_loop()
         started: dict[str, RunningServer | BaseException] = {}

@@ -2,40 +2,80 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from google.protobuf import json_format, struct_pb2
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party, ResourceRef
 from policy_engine.bundle.loader import POLICY_FILE
+from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError, UnsupportedError
-from policy_engine.service import CheckInput, CheckOutcome
+from policy_engine.service import (
+    BatchInput,
+    BatchItem,
+    BatchOutcome,
+    CheckInput,
+    CheckOutcome,
+    FilterInput,
+    FilterOutcome,
+    ListInput,
+    ListOutcome,
+    Principal,
+)
 from policy_engine.v1 import authorization_pb2, types_pb2
 
-__all__ = ["check_input", "check_response"]
+__all__ = [
+    "batch_input",
+    "batch_response",
+    "check_input",
+    "check_response",
+    "filter_input",
+    "filter_response",
+    "list_input",
+    "list_response",
+]
+
+_FAILURE = {
+    "": types_pb2.FAILURE_UNSPECIFIED,
+    "no_role": types_pb2.FAILURE_NO_ROLE,
+    "no_matching_rule": types_pb2.FAILURE_NO_MATCHING_RULE,
+    "deny_rule": types_pb2.FAILURE_DENY_RULE,
+    "condition": types_pb2.FAILURE_CONDITION,
+    "actor": types_pb2.FAILURE_ACTOR,
+    "evaluation_error": types_pb2.FAILURE_EVALUATION_ERROR,
+    "invalid": types_pb2.FAILURE_INVALID,
+}
+
+
+class _Principled(Protocol):
+    """The fields every AuthorizationService request shares."""
+
+    policy_set: str
+    tenant: str
+    subject: types_pb2.Entity
+    subject_token: str
+    actor: types_pb2.Entity
+    request_id: str
+
+    def HasField(self, name: str) -> bool: ...  # noqa: N802 - protobuf's name
 
 
 def check_input(request: authorization_pb2.CheckRequest) -> CheckInput:
-    if request.subject_token:
-        raise UnsupportedError("subject_token: verified end-user tokens are not supported yet")
-    actor = None
-    if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
-        actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
+    principal = _principal(request)
     action = Action(
-        tenant=request.tenant,
-        subject=Party(request.subject.id, _struct(request.subject.attributes, "subject.attributes")),
+        tenant=principal.tenant,
+        subject=principal.subject,
         action=request.action,
         resource=ResourceRef(
             kind=request.resource.kind,
             id=request.resource.id,
             attributes=_struct(request.resource.attributes, "resource.attributes"),
         ),
-        actor=actor,
+        actor=principal.actor,
         context=_struct(request.context, "context"),
     )
-    _bounded("policy_set", request.policy_set)
-    _bounded("request_id", request.request_id)
     return CheckInput(
         action=action,
         policy_set=request.policy_set,
@@ -52,22 +92,170 @@ def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.Ch
         decision_id=outcome.decision_id,
         reason=outcome.reason,
         denied_party=outcome.denied_party,
+        failure=_FAILURE.get(outcome.failure, types_pb2.FAILURE_UNSPECIFIED),
     )
     if explain:
-        response.matched_rules.extend(
-            types_pb2.MatchedRule(
-                text=rule.text,
-                ptype=rule.ptype,
-                values=list(rule.values),
-                file=POLICY_FILE,
-                line=rule.line or 0,
-            )
-            for rule in outcome.matched
-        )
+        response.matched_rules.extend(_rules(outcome.matched))
     return response
 
 
+def batch_input(request: authorization_pb2.BatchCheckRequest) -> BatchInput:
+    _bounded_request(request, "items", len(request.items))
+    principal = _principal(request)
+    items = tuple(
+        _item(f"items[{index}].", item.action, item.resource, item.context, item.request_id)
+        for index, item in enumerate(request.items)
+    )
+    return BatchInput(
+        principal=principal,
+        items=items,
+        policy_set=request.policy_set,
+        min_version=request.min_version,
+        explain=request.explain,
+        request_id=request.request_id,
+    )
+
+
+def batch_response(outcome: BatchOutcome, explain: bool) -> authorization_pb2.BatchCheckResponse:
+    return authorization_pb2.BatchCheckResponse(
+        policy_version=outcome.policy_version,
+        results=[
+            authorization_pb2.BatchCheckResult(
+                allowed=result.allowed,
+                reason=result.reason,
+                decision_id=result.decision_id,
+                error=result.error,
+                denied_party=result.denied_party,
+                failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+                matched_rules=_rules(result.matched) if explain else (),
+            )
+            for result in outcome.results
+        ],
+    )
+
+
+def filter_input(request: authorization_pb2.FilterAllowedRequest) -> FilterInput:
+    _bounded_request(request, "candidates", len(request.candidates))
+    principal = _principal(request)
+    context = _struct(request.context, "context")
+    candidates = tuple(
+        _item(f"candidates[{index}].", request.action, resource, None, "", prefix_resource=False)
+        for index, resource in enumerate(request.candidates)
+    )
+    return FilterInput(
+        principal=principal,
+        action=request.action,
+        candidates=candidates,
+        context=context,
+        policy_set=request.policy_set,
+        min_version=request.min_version,
+        explain=request.explain,
+        request_id=request.request_id,
+    )
+
+
+def filter_response(
+    outcome: FilterOutcome, request: authorization_pb2.FilterAllowedRequest
+) -> authorization_pb2.FilterAllowedResponse:
+    """The allowed candidates exactly as sent, and a Denial for each other one, in order."""
+    candidates = request.candidates
+    return authorization_pb2.FilterAllowedResponse(
+        policy_version=outcome.policy_version,
+        allowed=[candidates[index] for index in outcome.allowed],
+        allowed_indexes=outcome.allowed,
+        denied=[
+            authorization_pb2.Denial(
+                resource=candidates[index],
+                reason=result.reason,
+                index=index,
+                error=result.error,
+                denied_party=result.denied_party,
+                failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+                matched_rules=_rules(result.matched) if request.explain else (),
+            )
+            for index, result in outcome.denied
+        ],
+    )
+
+
+def list_input(request: authorization_pb2.ListAllowedRequest) -> ListInput:
+    _bounded_request(request, "", 0)
+    principal = _principal(request)
+    return ListInput(
+        principal=principal,
+        action=request.action,
+        kind=request.kind,
+        context=_struct(request.context, "context"),
+        policy_set=request.policy_set,
+        min_version=request.min_version,
+        request_id=request.request_id,
+    )
+
+
+def list_response(outcome: ListOutcome) -> authorization_pb2.ListAllowedResponse:
+    listing = outcome.listing
+    return authorization_pb2.ListAllowedResponse(
+        policy_version=outcome.policy_version,
+        resource_ids=listing.resource_ids,
+        patterns=listing.patterns,
+        partial=listing.partial,
+        partial_reasons=listing.partial_reasons,
+    )
+
+
+def _principal(request: _Principled) -> Principal:
+    if request.subject_token:
+        raise UnsupportedError("subject_token: verified end-user tokens are not supported yet")
+    _bounded("policy_set", request.policy_set)
+    _bounded("request_id", request.request_id)
+    actor = None
+    if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
+        actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
+    subject = Party(request.subject.id, _struct(request.subject.attributes, "subject.attributes"))
+    return Principal(tenant=request.tenant, subject=subject, actor=actor)
+
+
+def _item(
+    where: str,
+    action: str,
+    resource: types_pb2.Resource,
+    context: struct_pb2.Struct | None,
+    request_id: str,
+    *,
+    prefix_resource: bool = True,
+) -> BatchItem:
+    """One batch item or filter candidate; a conversion error becomes the item's own error."""
+    resource_field = "resource.attributes" if prefix_resource else "attributes"
+    try:
+        attributes = _struct(resource.attributes, resource_field)
+        item_context = _struct(context, "context") if context is not None else {}
+        _bounded("request_id", request_id)
+    except InvalidRequestError as exc:
+        return BatchItem(action, ResourceRef(resource.kind, resource.id), invalid=exc)
+    return BatchItem(
+        action=action,
+        resource=ResourceRef(kind=resource.kind, id=resource.id, attributes=attributes),
+        context=item_context,
+        request_id=request_id,
+    )
+
+
+def _rules(matched: Iterable[MatchedRule]) -> list[types_pb2.MatchedRule]:
+    return [
+        types_pb2.MatchedRule(
+            text=rule.text,
+            ptype=rule.ptype,
+            values=list(rule.values),
+            file=POLICY_FILE,
+            line=rule.line or 0,
+        )
+        for rule in matched
+    ]
+
+
 def _struct(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    if not message.fields:
+        return {}
     if message.ByteSize() > limits.MAX_STRUCT_BYTES:
         raise InvalidRequestError(field, f"is larger than {limits.MAX_STRUCT_BYTES} bytes")
     return json_format.MessageToDict(message)
@@ -76,3 +264,13 @@ def _struct(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
 def _bounded(field: str, value: str) -> None:
     if len(value) > limits.MAX_ID_LENGTH:
         raise InvalidRequestError(field, f"is longer than {limits.MAX_ID_LENGTH} characters")
+
+
+def _bounded_request(request: Any, field: str, count: int) -> None:
+    if count > limits.MAX_BATCH_ITEMS:
+        raise InvalidRequestError(field, f"has {count} entries, more than {limits.MAX_BATCH_ITEMS}")
+    size = request.ByteSize()
+    if size > limits.MAX_BATCH_REQUEST_BYTES:
+        raise InvalidRequestError(
+            "request", f"is {size} bytes, larger than {limits.MAX_BATCH_REQUEST_BYTES}"
+        )

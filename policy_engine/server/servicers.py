@@ -22,3 +22,27 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
             convert.check_input(request), timeout=context.time_remaining()
         )
         return convert.check_response(outcome, explain=request.explain)
+
+    async def BatchCheck(  # noqa: N802 - gRPC method name
+        self, request: authorization_pb2.BatchCheckRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.BatchCheckResponse:
+        outcome = await self._decisions.batch_check(
+            convert.batch_input(request), timeout=context.time_remaining()
+        )
+        return convert.batch_response(outcome, explain=request.explain)
+
+    async def FilterAllowed(  # noqa: N802 - gRPC method name
+        self, request: authorization_pb2.FilterAllowedRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.FilterAllowedResponse:
+        outcome = await self._decisions.filter_allowed(
+            convert.filter_input(request), timeout=context.time_remaining()
+        )
+        return convert.filter_response(outcome, request)
+
+    async def ListAllowed(  # noqa: N802 - gRPC method name
+        self, request: authorization_pb2.ListAllowedRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.ListAllowedResponse:
+        outcome = await self._decisions.list_allowed(
+            convert.list_input(request), timeout=context.time_remaining()
+        )
+        return convert.list_response(outcome)

@@ -40,6 +40,21 @@ class AuthorizationServiceStub:
                 request_serializer=policy__engine_dot_v1_dot_authorization__pb2.CheckRequest.SerializeToString,
                 response_deserializer=policy__engine_dot_v1_dot_authorization__pb2.CheckResponse.FromString,
                 _registered_method=True)
+        self.BatchCheck = channel.unary_unary(
+                '/policy_engine.v1.AuthorizationService/BatchCheck',
+                request_serializer=policy__engine_dot_v1_dot_authorization__pb2.BatchCheckRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_authorization__pb2.BatchCheckResponse.FromString,
+                _registered_method=True)
+        self.FilterAllowed = channel.unary_unary(
+                '/policy_engine.v1.AuthorizationService/FilterAllowed',
+                request_serializer=policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedResponse.FromString,
+                _registered_method=True)
+        self.ListAllowed = channel.unary_unary(
+                '/policy_engine.v1.AuthorizationService/ListAllowed',
+                request_serializer=policy__engine_dot_v1_dot_authorization__pb2.ListAllowedRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_authorization__pb2.ListAllowedResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizationServiceServicer:
@@ -54,6 +69,34 @@ class AuthorizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCheck(self, request, context):
+        """Decides up to 1,000 actions of one subject (and actor) in one tenant, all by
+        the same policy version, answered in request order. An invalid item gets its
+        own `error` (and is denied); it does not fail the batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FilterAllowed(self, request, context):
+        """Of up to 1,000 candidate resources (tools, data scopes, models), returns the
+        ones the subject (and actor) may use for `action`, in request order; with
+        explain, why each other one was denied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAllowed(self, request, context):
+        """Lists, without a candidate list, what the policy allows the subject (and
+        actor) to do with resources of one kind: concrete ids and prefix patterns,
+        for a retriever to push into its vector-store filter. Never lists anything
+        Check would deny; `partial` marks answers that may miss allowed resources.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +104,21 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.Check,
                     request_deserializer=policy__engine_dot_v1_dot_authorization__pb2.CheckRequest.FromString,
                     response_serializer=policy__engine_dot_v1_dot_authorization__pb2.CheckResponse.SerializeToString,
+            ),
+            'BatchCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCheck,
+                    request_deserializer=policy__engine_dot_v1_dot_authorization__pb2.BatchCheckRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_authorization__pb2.BatchCheckResponse.SerializeToString,
+            ),
+            'FilterAllowed': grpc.unary_unary_rpc_method_handler(
+                    servicer.FilterAllowed,
+                    request_deserializer=policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedResponse.SerializeToString,
+            ),
+            'ListAllowed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAllowed,
+                    request_deserializer=policy__engine_dot_v1_dot_authorization__pb2.ListAllowedRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_authorization__pb2.ListAllowedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +149,87 @@ class AuthorizationService:
             '/policy_engine.v1.AuthorizationService/Check',
             policy__engine_dot_v1_dot_authorization__pb2.CheckRequest.SerializeToString,
             policy__engine_dot_v1_dot_authorization__pb2.CheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.AuthorizationService/BatchCheck',
+            policy__engine_dot_v1_dot_authorization__pb2.BatchCheckRequest.SerializeToString,
+            policy__engine_dot_v1_dot_authorization__pb2.BatchCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FilterAllowed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.AuthorizationService/FilterAllowed',
+            policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedRequest.SerializeToString,
+            policy__engine_dot_v1_dot_authorization__pb2.FilterAllowedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAllowed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.AuthorizationService/ListAllowed',
+            policy__engine_dot_v1_dot_authorization__pb2.ListAllowedRequest.SerializeToString,
+            policy__engine_dot_v1_dot_authorization__pb2.ListAllowedResponse.FromString,
             options,
             channel_credentials,
             insecure,

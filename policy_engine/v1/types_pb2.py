@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpolicy_engine/v1/types.proto\x12\x10policy_engine.v1\x1a\x1cgoogle/protobuf/struct.proto\"A\n\x06\x45ntity\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\nattributes\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"Q\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"V\n\x0bMatchedRule\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05ptype\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\x12\x0c\n\x04\x66ile\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpolicy_engine/v1/types.proto\x12\x10policy_engine.v1\x1a\x1cgoogle/protobuf/struct.proto\"A\n\x06\x45ntity\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\nattributes\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"Q\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"V\n\x0bMatchedRule\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05ptype\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\x12\x0c\n\x04\x66ile\x18\x04 \x01(\t\x12\x0c\n\x04line\x18\x05 \x01(\r*\xc9\x01\n\x07\x46\x61ilure\x12\x17\n\x13\x46\x41ILURE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41ILURE_NO_ROLE\x10\x01\x12\x1c\n\x18\x46\x41ILURE_NO_MATCHING_RULE\x10\x02\x12\x15\n\x11\x46\x41ILURE_DENY_RULE\x10\x03\x12\x15\n\x11\x46\x41ILURE_CONDITION\x10\x04\x12\x11\n\rFAILURE_ACTOR\x10\x05\x12\x1c\n\x18\x46\x41ILURE_EVALUATION_ERROR\x10\x06\x12\x13\n\x0f\x46\x41ILURE_INVALID\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'policy_engine.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FAILURE']._serialized_start=319
+  _globals['_FAILURE']._serialized_end=520
   _globals['_ENTITY']._serialized_start=80
   _globals['_ENTITY']._serialized_end=145
   _globals['_RESOURCE']._serialized_start=147

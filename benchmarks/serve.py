@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Serving benchmark: the real server against a trivial echo gRPC server, same load, one run.
+
+    .venv/bin/python benchmarks/serve.py                  # 1 server process
+    .venv/bin/python benchmarks/serve.py --workers 2      # N processes on one port (SO_REUSEPORT)
+
+Starts `policy-engine serve` (SQLite, the example policies plus a generated
+set of 100,000 rules) and an echo server (grpc.aio, the same server options,
+answering Check with a constant), then drives both with the same load
+generator: `--clients` processes, `--inflight` requests in flight in total,
+each phase bounded by `--duration` seconds after a warm-up. Prints Check RPS,
+p50, p99 for both and the ratio; BatchCheck and FilterAllowed decisions/s at
+10, 100 and 1,000 items; FilterAllowed of 100 tools at 100k rules, unloaded;
+and the server's CPU use in each phase. Numbers, not assertions: tests never
+time anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from policy_engine import limits  # noqa: E402
+from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2  # noqa: E402
+
+BIG_RULES = 100_000
+BIG_ROLES = 1_000
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Echo(authorization_pb2_grpc.AuthorizationServiceServicer):
+    """Answers every Check with the same constant response: the floor of grpc.aio serving cost."""
+
+    RESPONSE = authorization_pb2.CheckResponse(allowed=True, policy_version=1, decision_id="0" * 32)
+
+    async def Check(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802
+        return self.RESPONSE
+
+
+async def _echo_main(port: int) -> None:
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)])
+    authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(_Echo(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+def write_policies(folder: Path) -> None:
+    """policies/default (the example) and policies/big: 100k rules, 1k roles, 2k users."""
+    shutil.copytree(ROOT / "policies" / "default", folder / "default")
+    big = folder / "big"
+    big.mkdir()
+    shutil.copy(ROOT / "policies" / "default" / "model.conf", big / "model.conf")
+    lines = [f"g, user{i}, role{i % BIG_ROLES}, acme" for i in range(2 * BIG_ROLES)]
+    lines += [f"p, role{i % BIG_ROLES}, *, tool:t{i}, invoke, True, allow" for i in range(BIG_RULES)]
+    (big / "policy.csv").write_text("\n".join(lines) + "\n")
+
+
+def wait_ready(target: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    request = check_request()
+    with grpc.insecure_channel(target) as channel:
+        stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                stub.Check(request, timeout=2)
+                return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise SystemExit(f"server at {target} did not answer in {timeout}s")
+
+
+def start_real(port: int, workers: int, scratch: Path) -> list[subprocess.Popen[bytes]]:
+    policies = scratch / "policies"
+    write_policies(policies)
+    # The server's default rate limits (per caller, per subject) would measure the limiter, not serving.
+    config = scratch / "bench.yaml"
+    config.write_text(
+        "rate_limits:\n"
+        "  caller: {rate: 1000000000, burst: 1000000000}\n"
+        "  subject: {rate: 1000000000, burst: 1000000000}\n"
+        "  max_concurrent_rpcs: 100000\n"
+        "  max_per_connection: 100000\n"
+    )
+    command = [
+        str(Path(sys.executable).parent / "policy-engine"), "serve",
+        "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:///{scratch / 'pe.db'}",
+        "--policies", str(policies), "--config", str(config), "--log-level", "WARNING",
+    ]
+    processes = []
+    for _ in range(workers):  # the first imports the policies; the others find them in the database
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        wait_ready(f"127.0.0.1:{port}")
+    return processes
+
+
+def start_echo(port: int, workers: int) -> list[subprocess.Popen[bytes]]:
+    processes = [
+        subprocess.Popen([sys.executable, __file__, "--echo-server", str(port)]) for _ in range(workers)
+    ]
+    wait_ready(f"127.0.0.1:{port}")
+    return processes
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _subject(subject: str = "dave") -> types_pb2.Entity:
+    return types_pb2.Entity(id=subject)
+
+
+def check_request() -> authorization_pb2.CheckRequest:
+    return authorization_pb2.CheckRequest(
+        tenant="acme", subject=_subject(), action="invoke", resource=types_pb2.Resource(kind="tool", id="web_search")
+    )
+
+
+def batch_request(n: int) -> authorization_pb2.BatchCheckRequest:
+    names = ("web_search", "sql_query", "shell_exec", "payments_transfer")
+    return authorization_pb2.BatchCheckRequest(
+        tenant="acme",
+        subject=_subject("bob"),
+        items=[
+            authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id=names[i % 4]))
+            for i in range(n)
+        ],
+    )
+
+
+def filter_request(n: int, policy_set: str = "", subject: str = "bob", prefix: str = "tool_") -> authorization_pb2.FilterAllowedRequest:
+    names = ("web_search", "sql_query", "shell_exec", "payments_transfer")
+    return authorization_pb2.FilterAllowedRequest(
+        policy_set=policy_set,
+        tenant="acme",
+        subject=_subject(subject),
+        action="invoke",
+        candidates=[
+            types_pb2.Resource(kind="tool", id=names[i % 4] if prefix == "tool_" else f"{prefix}{i * 997 % BIG_RULES}")
+            for i in range(n)
+        ],
+    )
+
+
+REQUESTS: dict[str, Callable[[], tuple[str, Any, int]]] = {
+    "check": lambda: ("Check", check_request(), 1),
+    **{f"batch{n}": (lambda n=n: ("BatchCheck", batch_request(n), n)) for n in (10, 100, 1000)},
+    **{f"filter{n}": (lambda n=n: ("FilterAllowed", filter_request(n), n)) for n in (10, 100, 1000)},
+    "filter_big": lambda: ("FilterAllowed", filter_request(100, "big", "user7", "t"), 100),
+}
+
+
+# ---------------------------------------------------------------- load
+
+
+def _client(target: str, kind: str, inflight: int, warmup: float, duration: float, out: Any) -> None:
+    method, request, _ = REQUESTS[kind]()
+
+    async def run() -> list[float]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = getattr(authorization_pb2_grpc.AuthorizationServiceStub(channel), method)
+            latencies: list[float] = []
+            start = time.perf_counter()
+            measure_from, stop_at = start + warmup, start + warmup + duration
+
+            async def worker() -> None:
+                while (now := time.perf_counter()) < stop_at:
+                    await call(request, timeout=30)
+                    done = time.perf_counter()
+                    if now >= measure_from:
+                        latencies.append(done - now)
+
+            await asyncio.gather(*(worker() for _ in range(inflight)))
+            return latencies
+
+    out.send(asyncio.run(run()))
+    out.close()
+
+
+def drive(target: str, kind: str, clients: int, inflight: int, warmup: float, duration: float) -> dict[str, float]:
+    """`clients` processes with `inflight` requests in flight in total, for `duration` seconds."""
+    context = mp.get_context("spawn")
+    pipes, processes = [], []
+    per_client = [inflight // clients + (1 if i < inflight % clients else 0) for i in range(clients)]
+    for count in per_client:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_client, args=(target, kind, count, warmup, duration, send))
+        process.start()
+        pipes.append(receive)
+        processes.append(process)
+    latencies = sorted(lat for pipe in pipes for lat in pipe.recv())
+    for process in processes:
+        process.join()
+    _, _, items = REQUESTS[kind]()
+    count = len(latencies)
+    return {
+        "rps": count / duration,
+        "decisions": count * items / duration,
+        "p50": latencies[count // 2] * 1000 if count else float("nan"),
+        "p99": latencies[min(count - 1, int(count * 0.99))] * 1000 if count else float("nan"),
+    }
+
+
+def unloaded(target: str, kind: str, count: int) -> dict[str, float]:
+    """One request at a time: the latency of a single call with nothing else going on."""
+    method, request, _ = REQUESTS[kind]()
+    with grpc.insecure_channel(target) as channel:
+        call = getattr(authorization_pb2_grpc.AuthorizationServiceStub(channel), method)
+        for _ in range(20):
+            call(request, timeout=30)
+        latencies = []
+        for _ in range(count):
+            start = time.perf_counter()
+            call(request, timeout=30)
+            latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "max": latencies[-1] * 1000,
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)")
+    parser.add_argument("--clients", type=int, default=4, help="load generator processes")
+    parser.add_argument("--inflight", type=int, default=64, help="requests in flight, in total")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per phase")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring, per phase")
+    parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_server:
+        asyncio.run(_echo_main(args.echo_server))
+        return
+
+    print(f"machine: {os.cpu_count()} cores; server workers: {args.workers}; client processes: {args.clients}; "
+          f"in flight: {args.inflight}; {args.duration:g}s per phase after {args.warmup:g}s warm-up; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+    phase = dict(clients=args.clients, inflight=args.inflight, warmup=args.warmup, duration=args.duration)
+    with tempfile.TemporaryDirectory(prefix="pe-bench-") as scratch:
+        echo_port, real_port = free_port(), free_port()
+        echo = start_echo(echo_port, args.workers)
+        started = time.monotonic()
+        real = start_real(real_port, args.workers, Path(scratch))
+        print(f"real server ready in {time.monotonic() - started:.1f}s (example set + {BIG_RULES:,}-rule set)")
+        try:
+            rows = []
+
+            def measure(name: str, target: str, kind: str, processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+                cpu, wall = cpu_seconds(processes), time.monotonic()
+                result = drive(target, kind, **phase)
+                # over the whole phase (client start-up and warm-up included): an average, not a peak
+                result["cpu"] = (cpu_seconds(processes) - cpu) / (time.monotonic() - wall)
+                rows.append((name, result))
+                print(f"{name:<28} {result['rps']:>9,.0f} RPS {result['decisions']:>10,.0f} decisions/s  "
+                      f"p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms  server CPU {result['cpu']:.2f} cores",
+                      flush=True)
+                return result
+
+            echo_result = measure("echo Check", f"127.0.0.1:{echo_port}", "check", echo)
+            check_result = measure("Check", f"127.0.0.1:{real_port}", "check", real)
+            print(f"Check / echo: RPS ratio {check_result['rps'] / echo_result['rps']:.2f} (bar >= 0.80), "
+                  f"p99 ratio {check_result['p99'] / echo_result['p99']:.2f} (bar <= 1.50)")
+            for n in (10, 100, 1000):
+                measure(f"BatchCheck x{n}", f"127.0.0.1:{real_port}", f"batch{n}", real)
+            for n in (10, 100, 1000):
+                measure(f"FilterAllowed x{n}", f"127.0.0.1:{real_port}", f"filter{n}", real)
+            big = unloaded(f"127.0.0.1:{real_port}", "filter_big", 500)
+            print(f"FilterAllowed x100 at {BIG_RULES:,} rules, unloaded: p50 {big['p50']:.2f} ms  "
+                  f"p99 {big['p99']:.2f} ms  max {big['max']:.2f} ms (bar p99 <= 5 ms)")
+            batch100 = dict(rows)["BatchCheck x100"]
+            print(f"BatchCheck x100: {batch100['decisions']:,.0f} decisions/s (bar >= 60,000)")
+        finally:
+            for process in echo + real:
+                process.terminate()
+            for process in echo + real:
+                process.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""AsyncClient: the asyncio twin of SyncClient, over one long-lived grpc.aio channel.
+
+    async with AsyncClient("127.0.0.1:50051") as client:
+        result = await client.check(tenant="acme", subject="dave", action="invoke",
+                                    resource="tool:web_search")
+
+Same methods, arguments, deadlines, retries and typed errors as SyncClient.
+Create it inside the event loop that uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from policy_engine.client import _core
+from policy_engine.client._core import DEFAULT_TIMEOUT, RetryPolicy, TLSConfig, TokenSource, Who
+from policy_engine.client.errors import InvalidArgument, ToolCallDenied, error_from_rpc
+from policy_engine.client.models import (
+    BatchResult,
+    CheckItem,
+    CheckResult,
+    FilterResult,
+    ListResult,
+    Resource,
+)
+from policy_engine.client.tools import tool_call_context, tool_name
+from policy_engine.v1 import authorization_pb2_grpc
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Ask the decision service from asyncio; one channel for the client's lifetime. `async with` it.
+
+    target   "host:port"
+    timeout  default deadline of each call in seconds (retries included)
+    tls      TLSConfig for a TLS (or mTLS) channel; None: plaintext, for loopback and tests
+    token    a bearer token, or a function returning one, sent as `authorization: Bearer ...`
+    retry    RetryPolicy for UNAVAILABLE; RetryPolicy(max_attempts=1) disables retries
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: TLSConfig | None = None,
+        token: TokenSource = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        options = _core.channel_options(tls)
+        if tls is not None:
+            self._channel = grpc.aio.secure_channel(target, tls.credentials(), options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        self._stub = authorization_pb2_grpc.AuthorizationServiceStub(self._channel)
+        self._timeout = timeout
+        self._token = token
+        self._retry = retry or RetryPolicy()
+
+    # ---- decisions ----
+
+    async def check(
+        self,
+        *,
+        tenant: str,
+        subject: str,
+        action: str,
+        resource: str | Resource,
+        subject_attributes: Mapping[str, Any] | None = None,
+        resource_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        explain: bool = False,
+        min_version: int = 0,
+        timeout: float | None = None,
+        request_id: str = "",
+    ) -> CheckResult:
+        """Decide one action. `resource` is "kind:id" (e.g. "tool:web_search") or a Resource."""
+        who = Who(tenant, subject, subject_attributes, actor, actor_attributes, policy_set)
+        request = _core.check_request(
+            who, action, resource, resource_attributes, context, explain, min_version, request_id
+        )
+        return _core.check_result(await self._call(self._stub.Check, request, timeout))
+
+    async def batch_check(
+        self,
+        items: Iterable[CheckItem | tuple[str, Resource | str]],
+        *,
+        tenant: str,
+        subject: str,
+        subject_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        explain: bool = False,
+        min_version: int = 0,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Decide up to 1,000 actions of one subject at once, by one policy version, in order.
+
+        An invalid item comes back denied with its `error`; it does not fail the batch.
+        """
+        who = Who(tenant, subject, subject_attributes, actor, actor_attributes, policy_set)
+        request = _core.batch_request(who, items, explain, min_version)
+        return _core.batch_result(await self._call(self._stub.BatchCheck, request, timeout))
+
+    async def filter_allowed(
+        self,
+        candidates: Iterable[Resource | str],
+        *,
+        tenant: str,
+        subject: str,
+        action: str,
+        subject_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        explain: bool = False,
+        min_version: int = 0,
+        timeout: float | None = None,
+    ) -> FilterResult:
+        """The candidates (up to 1,000) the subject may `action`, in order, and why the others not."""
+        who = Who(tenant, subject, subject_attributes, actor, actor_attributes, policy_set)
+        request = _core.filter_request(who, action, candidates, context, explain, min_version)
+        return _core.filter_result(await self._call(self._stub.FilterAllowed, request, timeout))
+
+    async def list_allowed(
+        self,
+        *,
+        tenant: str,
+        subject: str,
+        action: str,
+        kind: str,
+        subject_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        min_version: int = 0,
+        timeout: float | None = None,
+    ) -> ListResult:
+        """Resource ids and prefix patterns of `kind` the policy allows, for a retriever's filter."""
+        who = Who(tenant, subject, subject_attributes, actor, actor_attributes, policy_set)
+        request = _core.list_request(who, action, kind, context, min_version)
+        return _core.list_result(kind, await self._call(self._stub.ListAllowed, request, timeout))
+
+    # ---- LLM tool calling ----
+
+    async def filter_tools(
+        self,
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        tenant: str,
+        subject: str,
+        subject_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        action: str = "invoke",
+        kind: str = "tool",
+        timeout: float | None = None,
+    ) -> list[Mapping[str, Any]]:
+        """The tool definitions (OpenAI or Anthropic dicts) this user may invoke, in order, as given."""
+        if not tools:
+            return []
+        names = [tool_name(tool) for tool in tools]
+        result = await self.filter_allowed(
+            [Resource(kind, name) for name in names],
+            tenant=tenant,
+            subject=subject,
+            action=action,
+            subject_attributes=subject_attributes,
+            actor=actor,
+            actor_attributes=actor_attributes,
+            context=context,
+            policy_set=policy_set,
+            timeout=timeout,
+        )
+        return [tools[index] for index in result.allowed_indexes]
+
+    async def guard_tool_call(
+        self,
+        name: str,
+        arguments: str | Mapping[str, Any] | None = None,
+        *,
+        tenant: str,
+        subject: str,
+        subject_attributes: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        actor_attributes: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        policy_set: str = "",
+        action: str = "invoke",
+        kind: str = "tool",
+        arguments_in_context: bool = False,
+        timeout: float | None = None,
+    ) -> CheckResult:
+        """Decide a tool call the model made; raise ToolCallDenied (with the reason) unless allowed.
+
+        A tool name the service refuses as invalid is a denial too. With
+        `arguments_in_context`, the arguments are sent as context `arguments`.
+        """
+        call_context = tool_call_context(name, arguments, context, arguments_in_context)
+        try:
+            result = await self.check(
+                tenant=tenant,
+                subject=subject,
+                action=action,
+                resource=Resource(kind, name),
+                subject_attributes=subject_attributes,
+                actor=actor,
+                actor_attributes=actor_attributes,
+                context=call_context,
+                policy_set=policy_set,
+                timeout=timeout,
+            )
+        except InvalidArgument as exc:
+            raise ToolCallDenied(name, f"invalid request: {exc.details()}") from exc
+        if not result.allowed:
+            raise ToolCallDenied(name, result.reason, result)
+        return result
+
+    # ---- plumbing ----
+
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
+    ) -> T:
+        deadline = time.monotonic() + (timeout or self._timeout)
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await method(
+                    request, timeout=max(remaining, 0.001), metadata=_core.call_metadata(self._token)
+                )
+            except grpc.RpcError as exc:
+                delay = self._retry.delay(attempt, exc.code(), deadline - time.monotonic())
+                if delay is None:
+                    raise error_from_rpc(exc) from None
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
