@@ -32,6 +32,20 @@ authentication, TLS and rate limits. Its shape, every key optional:
       rpcs: {PushVersion: {rate: 1, burst: 5}}
       max_concurrent_rpcs: 1000
       max_per_connection: 200
+    audit:
+      enabled: true
+      replica_id: replica-a          # stable per replica: its spill file and hash chain
+      spill_dir: var/audit           # default: var/audit beside the working directory
+      keys_file: audit-keys.json     # AES-GCM keys; else POLICY_ENGINE_AUDIT_KEYS; else generated
+      hashed: [subject.email, context.ip]
+      retention_days: 90
+      on_loss: count                 # or fail_closed
+      queue_size: 10000
+    threats:
+      default: {denials: 20, window_seconds: 60, quarantine_seconds: 900}
+      tenants: {acme: {denials: 10, window_seconds: 30, quarantine_seconds: 3600}}
+    metrics:
+      listen: 127.0.0.1:9464         # Prometheus endpoint; off unless set
 """
 
 from __future__ import annotations
@@ -47,8 +61,12 @@ import yaml
 __all__ = [
     "DEFAULT_DB",
     "DEFAULT_LISTEN",
+    "AuditSettings",
     "CallerAuthSettings",
     "ConfigError",
+    "FileConfig",
+    "ThreatSettings",
+    "load_config",
     "RateSettings",
     "RateLimitSettings",
     "SecuritySettings",
@@ -138,6 +156,34 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    enabled: bool = True
+    replica_id: str | None = None
+    spill_dir: Path = Path("var/audit")
+    keys_file: Path | None = None
+    hashed: tuple[str, ...] = ()
+    retention_days: int | None = None
+    on_loss: str = "count"
+    queue_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class ThreatSettings:
+    """Per tenant: (denials, window_seconds, quarantine_seconds); `default` for the others."""
+
+    default: tuple[int, float, float] = (0, 60.0, 0.0)
+    tenants: Mapping[str, tuple[int, float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    security: SecuritySettings = SecuritySettings()
+    audit: AuditSettings = AuditSettings()
+    threats: ThreatSettings = ThreatSettings()
+    metrics_listen: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """How `policy-engine serve` runs.
 
@@ -155,6 +201,9 @@ class Settings:
     reload_interval: float = 1.0
     grace_seconds: float = 5.0
     security: SecuritySettings = SecuritySettings()
+    audit: AuditSettings = AuditSettings()
+    threats: ThreatSettings = ThreatSettings()
+    metrics_listen: str | None = None
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -173,8 +222,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_security(path: Path) -> SecuritySettings:
+def load_config(path: Path) -> FileConfig:
     """Read the YAML configuration file; ConfigError names the offending key."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    root = _Section(document, str(path))
+    audit = root.section("audit")
+    threats = root.section("threats")
+    metrics = root.section("metrics")
+    retention = audit.get("retention_days", int)
+    on_loss = audit.get("on_loss", str, "count")
+    if on_loss not in ("count", "fail_closed"):
+        raise ConfigError(f"{audit.where}.on_loss: must be count or fail_closed")
+    return FileConfig(
+        security=load_security(path),
+        audit=AuditSettings(
+            enabled=audit.get("enabled", bool, True),
+            replica_id=audit.get("replica_id", str),
+            spill_dir=audit.path("spill_dir", path.parent) or AuditSettings.spill_dir,
+            keys_file=audit.path("keys_file", path.parent),
+            hashed=tuple(audit.get("hashed", list, [])),
+            retention_days=retention,
+            on_loss=on_loss,
+            queue_size=audit.get("queue_size", int, 10_000),
+        ),
+        threats=ThreatSettings(
+            default=_threat(threats.optional("default")),
+            tenants={name: _threat(threats.section("tenants").optional(name)) for name in threats.section("tenants").data},
+        ),
+        metrics_listen=metrics.get("listen", str),
+    )
+
+
+def _threat(section: _Section | None) -> tuple[int, float, float]:
+    if section is None:
+        return (0, 60.0, 0.0)
+    return (
+        section.get("denials", int, 0),
+        section.get("window_seconds", float, 60.0),
+        section.get("quarantine_seconds", float, 0.0),
+    )
+
+
+def load_security(path: Path) -> SecuritySettings:
+    """Read the security part of the YAML configuration file."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from policy_engine.config import AuditSettings, ThreatSettings
 from policy_engine.config import SecuritySettings, Settings
 from policy_engine.server.app import RunningServer, start_server
 
@@ -50,6 +51,8 @@ def running_server(
     port: int = 0,
     policy_set: str | None = None,
     security: SecuritySettings | None = None,
+    audit: AuditSettings | None = None,
+    threats: ThreatSettings | None = None,
 ) -> Iterator[ServerHandle]:
     """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
@@ -66,6 +69,8 @@ def running_server(
             reload_interval=reload_interval,
             grace_seconds=0.5,
             security=security if security is not None else SecuritySettings(),
+            audit=audit if audit is not None else AuditSettings(spill_dir=Path(scratch) / "audit"),
+            threats=threats if threats is not None else ThreatSettings(),
         )
         loop = asyncio.new_event_loop()
         started: dict[str, RunningServer | BaseException] = {}

@@ -23,7 +23,10 @@ from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.server.admin_servicer import AdminServicer
 from policy_engine.server.interceptors import ErrorStatusInterceptor
-from policy_engine.server.security import build_guard, server_credentials
+from policy_engine.audit import AuditSink, Retention
+from policy_engine.server.observability import build_audit, build_threats, start_metrics
+from policy_engine.server.security import build_guard, build_subject_resolver, server_credentials
+from policy_engine.service.threats import ThreatMonitor
 from policy_engine.server.servicers import AuthorizationServicer
 from policy_engine.service import DecisionService, PolicyRegistry, Reloader, VersionService
 from policy_engine.store import PolicyRepository, ensure_schema, open_database
@@ -53,10 +56,13 @@ class RunningServer:
     registry: PolicyRegistry
     health: health.aio.HealthServicer
     listener: ActivationListener
+    sink: AuditSink
+    threats: ThreatMonitor
+    retention: Retention | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Report NOT_SERVING, let in-flight calls finish within `grace`, then stop."""
+        """Report NOT_SERVING, let in-flight calls finish within `grace`, then drain the log."""
         await self.health.enter_graceful_shutdown()
         await asyncio.to_thread(self.listener.stop)
         for task in self._tasks:
@@ -65,6 +71,11 @@ class RunningServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop(grace)
+        # Every decision answered is in the database or the fsynced spill file after this.
+        await asyncio.to_thread(self.sink.close)
+        await asyncio.to_thread(self.threats.close)
+        if self.retention is not None:
+            await asyncio.to_thread(self.retention.stop)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -94,8 +105,19 @@ async def start_server(settings: Settings) -> RunningServer:
         # instead of queueing until latency collapses.
         maximum_concurrent_rpcs=security.rate_limits.max_concurrent_rpcs,
     )
+    if security.tls is not None:
+        bound = server.add_secure_port(settings.listen, server_credentials(security.tls))
+    else:
+        bound = server.add_insecure_port(settings.listen)
+    if bound == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    sink, retention = build_audit(settings.audit, database, f"{host}:{bound}")
+    threats = build_threats(settings.threats, database)
+    decisions = DecisionService(
+        registry, subjects=build_subject_resolver(security), sink=sink, threats=threats
+    )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-        AuthorizationServicer(DecisionService(registry)), server
+        AuthorizationServicer(decisions), server
     )
     admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(AdminServicer(versions, RpcAuthorizer()), server)
     health_servicer = health.aio.HealthServicer()
@@ -103,12 +125,6 @@ async def start_server(settings: Settings) -> RunningServer:
     reflection.enable_server_reflection(
         (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    if security.tls is not None:
-        bound = server.add_secure_port(settings.listen, server_credentials(security.tls))
-    else:
-        bound = server.add_insecure_port(settings.listen)
-    if bound == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
     await _set_health(health_servicer, serving=False)
 
     bootstrap = _Bootstrap(settings, database, versions, reloader)
@@ -118,10 +134,12 @@ async def start_server(settings: Settings) -> RunningServer:
 
     loop = asyncio.get_running_loop()
     listener = ActivationListener(database, lambda: loop.call_soon_threadsafe(reloader.wake))
-    running = RunningServer(server, bound, registry, health_servicer, listener)
+    running = RunningServer(server, bound, registry, health_servicer, listener, sink, threats, retention)
     running._tasks.append(
         asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, health_servicer))
     )
+    running._tasks.append(asyncio.create_task(_refresh_quarantines(threats)))
+    start_metrics(settings.metrics_listen)
     listener.start()
     return running
 
@@ -201,6 +219,16 @@ async def _keep_current(
         await asyncio.sleep(0.5)
     await _set_health(health_servicer, serving=True)
     await reloader.run()
+
+
+async def _refresh_quarantines(threats: ThreatMonitor, interval: float = 1.0) -> None:
+    """Keep this replica's copy of the quarantines (shared through the database) current."""
+    while True:
+        try:
+            await asyncio.to_thread(threats.refresh)
+        except Exception as exc:  # noqa: BLE001 - the database may be away; keep the last copy
+            log.debug("cannot refresh quarantines: %s", exc)
+        await asyncio.sleep(interval)
 
 
 async def _set_health(health_servicer: health.aio.HealthServicer, serving: bool) -> None:

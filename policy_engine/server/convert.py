@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party, ResourceRef
 from policy_engine.bundle.loader import POLICY_FILE
 from policy_engine.engine import MatchedRule
-from policy_engine.errors import InvalidRequestError, UnsupportedError
+from policy_engine.auth.tokens import MAX_TOKEN_BYTES
+from policy_engine.errors import InvalidRequestError
 from policy_engine.service import (
     BatchInput,
     BatchItem,
@@ -62,8 +65,8 @@ class _Principled(Protocol):
     def HasField(self, name: str) -> bool: ...  # noqa: N802 - protobuf's name
 
 
-def check_input(request: authorization_pb2.CheckRequest) -> CheckInput:
-    principal = _principal(request)
+def check_input(request: authorization_pb2.CheckRequest, caller: str = "") -> CheckInput:
+    principal = _principal(request, caller)
     action = Action(
         tenant=principal.tenant,
         subject=principal.subject,
@@ -82,6 +85,8 @@ def check_input(request: authorization_pb2.CheckRequest) -> CheckInput:
         min_version=request.min_version,
         explain=request.explain,
         request_id=request.request_id,
+        subject_token=principal.subject_token,
+        caller=caller,
     )
 
 
@@ -99,9 +104,9 @@ def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.Ch
     return response
 
 
-def batch_input(request: authorization_pb2.BatchCheckRequest) -> BatchInput:
+def batch_input(request: authorization_pb2.BatchCheckRequest, caller: str = "") -> BatchInput:
     _bounded_request(request, "items", len(request.items))
-    principal = _principal(request)
+    principal = _principal(request, caller)
     items = tuple(
         _item(f"items[{index}].", item.action, item.resource, item.context, item.request_id)
         for index, item in enumerate(request.items)
@@ -134,9 +139,9 @@ def batch_response(outcome: BatchOutcome, explain: bool) -> authorization_pb2.Ba
     )
 
 
-def filter_input(request: authorization_pb2.FilterAllowedRequest) -> FilterInput:
+def filter_input(request: authorization_pb2.FilterAllowedRequest, caller: str = "") -> FilterInput:
     _bounded_request(request, "candidates", len(request.candidates))
-    principal = _principal(request)
+    principal = _principal(request, caller)
     context = _struct(request.context, "context")
     candidates = tuple(
         _item(f"candidates[{index}].", request.action, resource, None, "", prefix_resource=False)
@@ -178,9 +183,9 @@ def filter_response(
     )
 
 
-def list_input(request: authorization_pb2.ListAllowedRequest) -> ListInput:
+def list_input(request: authorization_pb2.ListAllowedRequest, caller: str = "") -> ListInput:
     _bounded_request(request, "", 0)
-    principal = _principal(request)
+    principal = _principal(request, caller)
     return ListInput(
         principal=principal,
         action=request.action,
@@ -203,16 +208,22 @@ def list_response(outcome: ListOutcome) -> authorization_pb2.ListAllowedResponse
     )
 
 
-def _principal(request: _Principled) -> Principal:
-    if request.subject_token:
-        raise UnsupportedError("subject_token: verified end-user tokens are not supported yet")
+def _principal(request: _Principled, caller: str) -> Principal:
+    if len(request.subject_token) > MAX_TOKEN_BYTES:
+        raise InvalidRequestError("subject_token", f"is longer than {MAX_TOKEN_BYTES} bytes")
     _bounded("policy_set", request.policy_set)
     _bounded("request_id", request.request_id)
     actor = None
     if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
         actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
     subject = Party(request.subject.id, _struct(request.subject.attributes, "subject.attributes"))
-    return Principal(tenant=request.tenant, subject=subject, actor=actor)
+    return Principal(
+        tenant=request.tenant,
+        subject=subject,
+        actor=actor,
+        subject_token=request.subject_token,
+        caller=caller,
+    )
 
 
 def _item(
@@ -258,7 +269,26 @@ def _struct(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
         return {}
     if message.ByteSize() > limits.MAX_STRUCT_BYTES:
         raise InvalidRequestError(field, f"is larger than {limits.MAX_STRUCT_BYTES} bytes")
-    return json_format.MessageToDict(message)
+    return {key: _value(value, f"{field}.{key}") for key, value in message.fields.items()}
+
+
+def _value(value: struct_pb2.Value, field: str) -> Any:
+    """A Struct value as plain Python; NaN and infinities are refused here, naming the field
+    (json_format would fail on them with an unhelpful error)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        if not math.isfinite(value.number_value):
+            raise InvalidRequestError(field, "is not a finite number")
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {k: _value(v, f"{field}.{k}") for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_value(v, f"{field}[{i}]") for i, v in enumerate(value.list_value.values)]
+    return None
 
 
 def _bounded(field: str, value: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from policy_engine.server import convert
+from policy_engine.server.context import current_principal
 from policy_engine.service import DecisionService
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc
 
@@ -19,7 +20,7 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
         self, request: authorization_pb2.CheckRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.CheckResponse:
         outcome = await self._decisions.check(
-            convert.check_input(request), timeout=context.time_remaining()
+            convert.check_input(request, current_principal.get().id), timeout=context.time_remaining()
         )
         return convert.check_response(outcome, explain=request.explain)
 
@@ -27,7 +28,7 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
         self, request: authorization_pb2.BatchCheckRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.BatchCheckResponse:
         outcome = await self._decisions.batch_check(
-            convert.batch_input(request), timeout=context.time_remaining()
+            convert.batch_input(request, current_principal.get().id), timeout=context.time_remaining()
         )
         return convert.batch_response(outcome, explain=request.explain)
 
@@ -35,7 +36,7 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
         self, request: authorization_pb2.FilterAllowedRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.FilterAllowedResponse:
         outcome = await self._decisions.filter_allowed(
-            convert.filter_input(request), timeout=context.time_remaining()
+            convert.filter_input(request, current_principal.get().id), timeout=context.time_remaining()
         )
         return convert.filter_response(outcome, request)
 
@@ -43,6 +44,6 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
         self, request: authorization_pb2.ListAllowedRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.ListAllowedResponse:
         outcome = await self._decisions.list_allowed(
-            convert.list_input(request), timeout=context.time_remaining()
+            convert.list_input(request, current_principal.get().id), timeout=context.time_remaining()
         )
         return convert.list_response(outcome)

@@ -11,18 +11,24 @@ meanwhile.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from policy_engine.actions import Action, ActionDecision, Party, ResourceRef, decide_action
+from policy_engine.audit import AuditSink, DecisionRecord, NullSink
+from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
+from policy_engine.metrics import METRICS
 from policy_engine.service.explain import explain_denial
 from policy_engine.service.listing import Listing, list_allowed
 from policy_engine.service.policies import LoadedPolicy, PolicyRegistry
-from policy_engine.service.validation import validate_action
+from policy_engine.service.threats import ThreatMonitor
+from policy_engine.service.validation import validate_action, validate_types
 
 __all__ = [
     "DEFAULT_POLICY_SET",
@@ -55,6 +61,8 @@ class CheckInput:
     min_version: int = 0
     explain: bool = False
     request_id: str = ""
+    subject_token: str = ""
+    caller: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ class Principal:
     tenant: str
     subject: Party
     actor: Party | None = None
+    subject_token: str = ""
+    caller: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,19 +170,38 @@ class ListOutcome:
 
 
 class DecisionService:
-    """Answers checks against the registry's currently loaded policy versions."""
+    """Answers checks against the registry's currently loaded policy versions.
 
-    def __init__(self, registry: PolicyRegistry) -> None:
+    Its collaborators are injected: end-user tokens (`subjects`), the decision
+    log (`sink`, a NullSink by default) and threat signals (`threats`).
+    """
+
+    def __init__(
+        self,
+        registry: PolicyRegistry,
+        *,
+        subjects: SubjectTokenResolver | None = None,
+        sink: AuditSink | None = None,
+        threats: ThreatMonitor | None = None,
+    ) -> None:
         self._registry = registry
+        self._subjects = subjects or SubjectTokenResolver()
+        self._sink: AuditSink = sink or NullSink()
+        self._threats = threats
 
     async def check(self, request: CheckInput, timeout: float | None = None) -> CheckOutcome:
         """Decide one action; `timeout` bounds the wait for `min_version` to be loaded."""
-        validate_action(request.action)
+        started = time.perf_counter()
+        action = request.action
+        verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
+        action = replace(action, subject=verified.subject, actor=verified.actor)
+        validate_action(action)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, request.action.subject, request.action.actor)
-        decision = decide_action(policy.engine, request.action)
+        _refuse_role_names(policy, action.subject, action.actor)
+        validate_types(action, policy.schema)
+        decision = self._decide(policy, action)
         if request.explain:
-            decision = explain_denial(policy.engine, request.action, decision)
+            decision = explain_denial(policy.engine, action, decision)
         outcome = CheckOutcome(
             allowed=decision.allowed,
             policy_set=policy.policy_set,
@@ -183,24 +212,87 @@ class DecisionService:
             denied_party=decision.denied_party,
             failure=decision.failure,
         )
-        log.debug(
-            "decision %s %s v%d allowed=%s",
-            outcome.decision_id,
-            policy.policy_set,
-            policy.version,
-            outcome.allowed,
-        )
+        self._record(policy, action, decision, outcome.decision_id, request.request_id, request.caller, started)
         return outcome
+
+    def _decide(self, policy: LoadedPolicy, action: Action) -> ActionDecision:
+        """decide_action, behind the quarantine, feeding the threat signals."""
+        threats = self._threats
+        if threats is None:
+            return decide_action(policy.engine, action)
+        for role, party in (("subject", action.subject), ("actor", action.actor)):
+            if party is not None and threats.is_quarantined(action.tenant, party.id):
+                return ActionDecision(
+                    allowed=False,
+                    reason=f"{role} {party.id!r} is quarantined",
+                    denied_party=role,
+                    failure="quarantined",
+                )
+        decision = decide_action(policy.engine, action)
+        if not decision.allowed:
+            threats.observe(action.tenant, action.subject.id, "subject", False)
+            if action.actor is not None:
+                threats.observe(action.tenant, action.actor.id, "actor", False)
+        return decision
+
+    def _record(
+        self,
+        policy: LoadedPolicy,
+        action: Action,
+        decision: ActionDecision,
+        decision_id: str,
+        request_id: str,
+        caller: str,
+        started: float,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        METRICS.decisions.labels(policy.policy_set, "allow" if decision.allowed else "deny").inc()
+        METRICS.decision_seconds.observe(elapsed)
+        actor = action.actor
+        self._sink.record(
+            DecisionRecord(
+                decision_id=decision_id,
+                decided_at=datetime.now(UTC),
+                policy_set=policy.policy_set,
+                policy_version=policy.version,
+                tenant=action.tenant,
+                subject=action.subject.id,
+                actor=actor.id if actor is not None else "",
+                caller=caller,
+                action=action.action,
+                resource=action.resource.key,
+                allowed=decision.allowed,
+                rule=decision.matched[0].text if decision.matched else "",
+                reason=decision.reason,
+                request_id=request_id,
+                latency_us=int(elapsed * 1_000_000),
+                attributes={
+                    "subject": action.subject.attributes,
+                    "actor": actor.attributes if actor is not None else {},
+                    "resource": action.resource.attributes,
+                    "context": action.context,
+                },
+            )
+        )
+
+    def _verified(self, principal: Principal) -> Principal:
+        verified = self._subjects.resolve(
+            principal.tenant, principal.subject, principal.actor, principal.subject_token
+        )
+        return replace(principal, subject=verified.subject, actor=verified.actor)
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
-        _validate_shared(request.principal)
+        principal = self._verified(request.principal)
+        _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, request.principal.subject, request.principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor)
         ids = _DecisionIds()
-        bare = _bare(request.principal)
+        bare = _bare(principal)
         results = tuple(
-            _decide_item(policy, request.principal, bare, item, f"items[{index}].", request.explain, ids)
+            self._decide_item(
+                policy, principal, bare, item, f"items[{index}].", request.explain, ids, request.request_id
+            )
             for index, item in enumerate(request.items)
         )
         log.debug(
@@ -210,17 +302,18 @@ class DecisionService:
 
     async def filter_allowed(self, request: FilterInput, timeout: float | None = None) -> FilterOutcome:
         """Split the candidates into allowed and denied, keeping their order."""
-        _validate_shared(request.principal, request.action, request.context)
+        principal = self._verified(request.principal)
+        _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, request.principal.subject, request.principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor)
         allowed: list[int] = []
         denied: list[tuple[int, ItemOutcome]] = []
         ids = _DecisionIds()
-        bare = _bare(request.principal)
+        bare = _bare(principal)
         for index, candidate in enumerate(request.candidates):
             item = BatchItem(request.action, candidate.resource, request.context, "", candidate.invalid)
-            outcome = _decide_item(
-                policy, request.principal, bare, item, f"candidates[{index}].", request.explain, ids
+            outcome = self._decide_item(
+                policy, principal, bare, item, f"candidates[{index}].", request.explain, ids, request.request_id
             )
             if outcome.allowed:
                 allowed.append(index)
@@ -230,6 +323,7 @@ class DecisionService:
 
     async def list_allowed(self, request: ListInput, timeout: float | None = None) -> ListOutcome:
         """What the policy allows for one resource kind, without a candidate list."""
+        request = replace(request, principal=self._verified(request.principal))
         _validate_shared(request.principal, request.action, request.context)
         if not request.kind:
             raise InvalidRequestError("kind", "is required")
@@ -249,6 +343,52 @@ class DecisionService:
             context=request.context,
         )
         return ListOutcome(policy.policy_set, policy.version, listing)
+
+    def _decide_item(
+        self,
+        policy: LoadedPolicy,
+        principal: Principal,
+        bare: Principal,
+        item: BatchItem,
+        where: str,
+        explain: bool,
+        decision_id: Callable[[], str],
+        request_id: str,
+    ) -> ItemOutcome:
+        if item.invalid is not None:
+            return _invalid(item.invalid, where)
+        started = time.perf_counter()
+        action = Action(
+            tenant=principal.tenant,
+            subject=principal.subject,
+            action=item.action,
+            resource=item.resource,
+            actor=principal.actor,
+            context=item.context,
+        )
+        try:
+            # The shared part (with its attributes) was validated once for the whole request.
+            validate_action(
+                Action(bare.tenant, bare.subject, item.action, item.resource, bare.actor, item.context)
+            )
+            validate_types(action, policy.schema)
+        except InvalidRequestError as exc:
+            return _invalid(exc, where)
+        decision = self._decide(policy, action)
+        if explain:
+            decision = explain_denial(policy.engine, action, decision)
+        outcome = ItemOutcome(
+            allowed=decision.allowed,
+            reason=decision.reason,
+            decision_id=decision_id(),
+            matched=decision.matched,
+            denied_party=decision.denied_party,
+            failure=decision.failure,
+        )
+        self._record(
+            policy, action, decision, outcome.decision_id, item.request_id or request_id, principal.caller, started
+        )
+        return outcome
 
     async def _policy(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
         return await self._registry.at_least(policy_set or DEFAULT_POLICY_SET, min_version, timeout)
@@ -296,45 +436,6 @@ def _bare(principal: Principal) -> Principal:
     """The principal without attributes: what is left to validate per item once it passed as a whole."""
     actor = Party(principal.actor.id) if principal.actor is not None else None
     return Principal(principal.tenant, Party(principal.subject.id), actor)
-
-
-def _decide_item(
-    policy: LoadedPolicy,
-    principal: Principal,
-    bare: Principal,
-    item: BatchItem,
-    where: str,
-    explain: bool,
-    decision_id: Callable[[], str],
-) -> ItemOutcome:
-    if item.invalid is not None:
-        return _invalid(item.invalid, where)
-    try:
-        # The shared part (with its attributes) was validated once for the whole request.
-        validate_action(
-            Action(bare.tenant, bare.subject, item.action, item.resource, bare.actor, item.context)
-        )
-    except InvalidRequestError as exc:
-        return _invalid(exc, where)
-    action = Action(
-        tenant=principal.tenant,
-        subject=principal.subject,
-        action=item.action,
-        resource=item.resource,
-        actor=principal.actor,
-        context=item.context,
-    )
-    decision: ActionDecision = decide_action(policy.engine, action)
-    if explain:
-        decision = explain_denial(policy.engine, action, decision)
-    return ItemOutcome(
-        allowed=decision.allowed,
-        reason=decision.reason,
-        decision_id=decision_id(),
-        matched=decision.matched,
-        denied_party=decision.denied_party,
-        failure=decision.failure,
-    )
 
 
 def _invalid(error: InvalidRequestError, where: str) -> ItemOutcome:
