@@ -22,8 +22,11 @@ class Metrics:
             buckets=(0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02, 0.1),
             registry=r,
         )
-        self.cache_lookups = Counter(
-            "policy_engine_cache_lookups", "Decision cache lookups", ["result"], registry=r
+        self.cache_hit_ratio = Gauge(
+            "policy_engine_cache_hit_ratio",
+            "Share of decisions answered from the cache, for the loaded version of each set",
+            ["policy_set"],
+            registry=r,
         )
         self.active_version = Gauge(
             "policy_engine_active_version", "Policy version loaded, per set", ["policy_set"], registry=r
@@ -34,8 +37,11 @@ class Metrics:
         self.audit_queue_depth = Gauge(
             "policy_engine_audit_queue_depth", "Decision log entries waiting to be written", registry=r
         )
-        self.audit_entries = Counter(
-            "policy_engine_audit_entries", "Decision log entries by fate", ["fate"], registry=r
+        self.audit_entries = Gauge(
+            "policy_engine_audit_entries",
+            "Decision log entries by fate since start (written, spilled, replayed, lost)",
+            ["fate"],
+            registry=r,
         )
         self.refused = Counter(
             "policy_engine_refused_requests", "Requests refused before deciding", ["code"], registry=r

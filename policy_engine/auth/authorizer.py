@@ -35,12 +35,15 @@ p, policy:read, {_ADMIN}/WatchActivations
 p, policy:read, {_ADMIN}/QueryDecisions
 p, policy:read, {_ADMIN}/GetDecision
 p, policy:read, {_ADMIN}/ReplayDecisions
+p, policy:read, {_ADMIN}/VerifyDecisions
+p, policy:read, {_ADMIN}/ListSecurityEvents
 p, policy:read, /grpc.reflection.v1alpha.ServerReflection/*
 p, policy:read, /grpc.reflection.v1.ServerReflection/*
 p, policy:write, {_ADMIN}/PushVersion
 p, policy:activate, {_ADMIN}/ActivateVersion
 p, policy:activate, {_ADMIN}/Rollback
 p, policy:activate, {_ADMIN}/ReleaseQuarantine
+p, policy:activate, {_ADMIN}/SetLegalHold
 """
 ACTIVATE_METHOD = f"{_ADMIN}/ActivateVersion"
 

@@ -11,6 +11,13 @@
     policyctl activations [--set S]         who activated what, when, why
     policyctl export V DIR [--set S]        write a version back as files (pushes to the same sha256)
     policyctl check --tenant T --subject S --action A --resource KIND:ID [...]
+    policyctl decisions [--subject S] [--actor A] [--tenant T] [--denied] [--since 1h] [--limit N]
+    policyctl decisions verify              check the decision log's hash chains
+    policyctl decision ID                   one logged decision, attributes decrypted
+    policyctl replay --candidate V [--since 24h]   what would flip if V were activated
+    policyctl release PRINCIPAL --tenant T  end a quarantine
+    policyctl events                        security events (denial bursts, quarantines)
+    policyctl legal-hold TENANT on|off      keep a tenant's decisions from retention
 
 Commands that talk to the service use --server / POLICY_ENGINE_ADDR. Every
 command takes --output json. Exit codes: 0 success (check: allowed), 1 denied,
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from datetime import UTC, datetime, timedelta
 import json
 import os
 import sys
@@ -314,6 +322,157 @@ def _files(bundle: Bundle) -> BundleFiles:
     return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text)
 
 
+# ---- the decision log -----------------------------------------------------------------------
+
+
+def _decisions(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        if args.what == "verify":
+            ok, rows, report = admin.verify_decisions()
+
+            def lines(stream: TextIO) -> None:
+                for line in report:
+                    print(line, file=stream)
+                print(f"{'ok' if ok else 'TAMPERED OR INCOMPLETE'}: {rows} rows checked", file=stream)
+
+            out.emit({"ok": ok, "rows_checked": rows, "report": report}, lines)
+            return EXIT_OK if ok else EXIT_REFUSED
+        decisions = admin.decisions(
+            subject=args.subject,
+            actor=args.actor,
+            tenant=args.tenant,
+            denied_only=args.denied,
+            since=_since(args.since),
+            limit=args.limit,
+        )
+    out.emit(
+        decisions,
+        lambda s: print_table(
+            s,
+            ["WHEN", "DECISION", "TENANT", "SUBJECT", "ACTOR", "ACTION", "RESOURCE", "RESULT", "VERSION", "REASON"],
+            [
+                [
+                    d.decided_at, d.decision_id, d.tenant, d.subject, d.actor or "-", d.action, d.resource,
+                    "ALLOW" if d.allowed else "DENY", f"{d.policy_set}@{d.policy_version}", d.reason,
+                ]
+                for d in decisions
+            ],
+        ),
+    )
+    return EXIT_OK
+
+
+def _decision(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        decision, attributes, hashed = admin.decision(args.decision_id)
+
+    def text(stream: TextIO) -> None:
+        for name, value in (
+            ("decision", decision.decision_id),
+            ("when", decision.decided_at.isoformat()),
+            ("result", "ALLOW" if decision.allowed else "DENY"),
+            ("policy", f"{decision.policy_set} version {decision.policy_version}"),
+            ("tenant", decision.tenant),
+            ("subject", decision.subject),
+            ("actor", decision.actor or "-"),
+            ("caller", decision.caller),
+            ("action", f"{decision.action} {decision.resource}"),
+            ("rule", decision.rule or "-"),
+            ("reason", decision.reason),
+            ("request", decision.request_id or "-"),
+            ("replica", f"{decision.replica_id} #{decision.seq}"),
+            ("attributes", attributes or "(encrypted with a key this server does not hold)"),
+        ):
+            print(f"{name:<10} {value}", file=stream)
+        for path, digest in hashed.items():
+            print(f"{'hashed':<10} {path} = {digest}", file=stream)
+
+    out.emit(
+        {"decision": decision, "attributes": json.loads(attributes) if attributes else None, "hashed": hashed},
+        text,
+    )
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        result = admin.replay(args.policy_set, args.candidate, since=_since(args.since), limit=args.limit)
+
+    def text(stream: TextIO) -> None:
+        print(
+            f"replayed {result.replayed} decisions under {args.policy_set} version {args.candidate}: "
+            f"{result.unchanged} unchanged, {result.allow_to_deny} allow->deny, "
+            f"{result.deny_to_allow} deny->allow, {result.skipped} skipped",
+            file=stream,
+        )
+        for rule, count in sorted(result.rules_responsible.items(), key=lambda kv: -kv[1]):
+            print(f"  {count:>6}  {rule}", file=stream)
+        for decision, now_allowed, _rule, reason in result.samples:
+            change = "deny->allow" if now_allowed else "allow->deny"
+            print(
+                f"  {change}  {decision.decision_id}  {decision.subject} {decision.action} "
+                f"{decision.resource}: {reason}",
+                file=stream,
+            )
+
+    out.emit(result, text)
+    return EXIT_OK
+
+
+def _release(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        released = admin.release(args.tenant, args.principal, args.reason)
+    out.emit(
+        {"released": released},
+        lambda s: print(
+            f"released {args.principal} in {args.tenant}" if released else f"{args.principal} was not quarantined",
+            file=s,
+        ),
+    )
+    return EXIT_OK if released else EXIT_REFUSED
+
+
+def _events(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        events = admin.security_events(args.limit)
+    out.emit(
+        events,
+        lambda s: print_table(
+            s,
+            ["ID", "WHEN", "TENANT", "KIND", "PRINCIPAL", "DETAIL"],
+            [[e["id"], e["created_at"], e["tenant"], e["kind"], e["principal"], e["detail"]] for e in events],
+        ),
+    )
+    return EXIT_OK
+
+
+def _legal_hold(args: argparse.Namespace, out: _Output) -> int:
+    with _admin(args) as admin:
+        admin.set_legal_hold(args.tenant, args.state == "on")
+    out.emit(
+        {"tenant": args.tenant, "legal_hold": args.state == "on"},
+        lambda s: print(f"legal hold {args.state} for {args.tenant}", file=s),
+    )
+    return EXIT_OK
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str | None) -> datetime | None:
+    """'90s', '30m', '1h', '7d' ago, or an ISO timestamp."""
+    if not text:
+        return None
+    unit = text[-1:]
+    if unit in _DURATION and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * _DURATION[unit])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Refused(f"--since {text!r}: use 30m, 1h, 7d or an ISO timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 # ---- check ----------------------------------------------------------------------------------
 
 
@@ -442,6 +601,30 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", _export, [named], "write a version back as files")
     export.add_argument("version", type=int)
     export.add_argument("dir")
+
+    decisions = command("decisions", _decisions, [remote], "query (or verify) the decision log")
+    decisions.add_argument("what", nargs="?", choices=["verify"], help="verify the hash chains")
+    decisions.add_argument("--subject", default="")
+    decisions.add_argument("--actor", default="")
+    decisions.add_argument("--tenant", default="")
+    decisions.add_argument("--denied", action="store_true", help="only denials")
+    decisions.add_argument("--since", help="30m, 1h, 7d or an ISO timestamp")
+    decisions.add_argument("--limit", type=int, default=50)
+    decision = command("decision", _decision, [remote], "show one logged decision")
+    decision.add_argument("decision_id")
+    replay = command("replay", _replay, [named], "re-decide logged requests under a candidate version")
+    replay.add_argument("--candidate", type=int, required=True)
+    replay.add_argument("--since", help="30m, 1h, 7d or an ISO timestamp")
+    replay.add_argument("--limit", type=int, default=10_000)
+    release = command("release", _release, [remote], "end a quarantine")
+    release.add_argument("principal")
+    release.add_argument("--tenant", required=True)
+    release.add_argument("--reason", default="")
+    events = command("events", _events, [remote], "list security events")
+    events.add_argument("--limit", type=int, default=50)
+    hold = command("legal-hold", _legal_hold, [remote], "keep a tenant's decisions from retention")
+    hold.add_argument("tenant")
+    hold.add_argument("state", choices=["on", "off"])
 
     check = command("check", _check, [remote], "ask the service for a decision")
     check.add_argument("--set", dest="policy_set", default="", help="policy set (default: default)")

@@ -20,10 +20,11 @@ from policy_engine.config import (
     DEFAULT_DB,
     DEFAULT_LISTEN,
     ConfigError,
-    SecuritySettings,
+    FileConfig,
     Settings,
-    load_security,
+    load_config,
 )
+from policy_engine.logs import configure_logging
 from policy_engine.errors import SchemaOutdatedError, StoreError
 from policy_engine.server.app import InsecureBindError, start_server
 from policy_engine.store import open_database, schema_state, upgrade
@@ -62,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
         help="YAML file: authentication, TLS, rate limits (POLICY_ENGINE_CONFIG)",
     )
     serve.add_argument("--log-level", default=os.environ.get("POLICY_ENGINE_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("POLICY_ENGINE_LOG_FORMAT", "json"),
+        help="one JSON object per line (default), or plain text",
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("POLICY_ENGINE_METRICS_LISTEN"),
+        help="host:port for the Prometheus /metrics endpoint (off by default)",
+    )
 
     db = commands.add_parser("db", help="database schema (Alembic migrations)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -82,20 +94,18 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     args = _parser().parse_args(argv)
     if args.command == "db":
         return _db(args, stdout, stderr)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.log_level, args.log_format, stderr)
     try:
-        security = load_security(Path(args.config)) if args.config else SecuritySettings()
+        config = load_config(Path(args.config)) if args.config else FileConfig()
         settings = Settings(
             listen=args.listen,
             db_url=args.db,
             policies=args.policies,
             insecure=args.insecure,
-            security=security,
+            security=config.security,
+            audit=config.audit,
+            threats=config.threats,
+            metrics_listen=args.metrics_listen or config.metrics_listen,
         )
         asyncio.run(_serve(settings))
     except (ConfigError, InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:

@@ -11,7 +11,16 @@ import grpc
 
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc
 
-__all__ = ["ActivationInfo", "AdminClient", "BundleFiles", "DiffResult", "PushOutcome", "VersionSummary"]
+__all__ = [
+    "ActivationInfo",
+    "AdminClient",
+    "BundleFiles",
+    "DiffResult",
+    "LoggedDecision",
+    "PushOutcome",
+    "ReplayResult",
+    "VersionSummary",
+]
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -62,6 +71,38 @@ class DiffResult:
     removed: tuple[tuple[str, int], ...]
     model_diff: str
     tests_changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    decision_id: str
+    decided_at: datetime
+    policy_set: str
+    policy_version: int
+    tenant: str
+    subject: str
+    actor: str
+    caller: str
+    action: str
+    resource: str
+    allowed: bool
+    rule: str
+    reason: str
+    request_id: str
+    latency_us: int
+    replica_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    replayed: int
+    unchanged: int
+    allow_to_deny: int
+    deny_to_allow: int
+    skipped: int
+    samples: tuple[tuple[LoggedDecision, bool, str, str], ...]
+    rules_responsible: Mapping[str, int]
 
 
 class AdminClient:
@@ -187,6 +228,82 @@ class AdminClient:
         finally:
             stream.cancel()
 
+    def decisions(
+        self,
+        *,
+        subject: str = "",
+        actor: str = "",
+        tenant: str = "",
+        denied_only: bool = False,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[LoggedDecision]:
+        request = admin_pb2.QueryDecisionsRequest(
+            subject=subject, actor=actor, tenant=tenant, denied_only=denied_only, limit=limit
+        )
+        if since is not None:
+            request.since.FromDatetime(since)
+        response = self._stub.QueryDecisions(request, timeout=self._timeout)
+        return [_logged(d) for d in response.decisions]
+
+    def decision(self, decision_id: str) -> tuple[LoggedDecision, str, dict[str, str]]:
+        """A decision, its attributes as JSON ("" without the key) and its hashed attributes."""
+        response = self._stub.GetDecision(
+            admin_pb2.GetDecisionRequest(decision_id=decision_id), timeout=self._timeout
+        )
+        return _logged(response.decision), response.attributes_json, dict(response.hashed_attributes)
+
+    def verify_decisions(self) -> tuple[bool, int, list[str]]:
+        response = self._stub.VerifyDecisions(admin_pb2.VerifyDecisionsRequest(), timeout=self._timeout)
+        return response.ok, response.rows_checked, list(response.report)
+
+    def replay(
+        self, policy_set: str, candidate: int, *, since: datetime | None = None, limit: int = 0, samples: int = 0
+    ) -> ReplayResult:
+        request = admin_pb2.ReplayDecisionsRequest(
+            policy_set=policy_set, candidate=candidate, limit=limit, samples=samples
+        )
+        if since is not None:
+            request.since.FromDatetime(since)
+        response = self._stub.ReplayDecisions(request, timeout=self._timeout)
+        return ReplayResult(
+            replayed=response.replayed,
+            unchanged=response.unchanged,
+            allow_to_deny=response.allow_to_deny,
+            deny_to_allow=response.deny_to_allow,
+            skipped=response.skipped,
+            samples=tuple(
+                (_logged(f.decision), f.now_allowed, f.rule, f.reason) for f in response.samples
+            ),
+            rules_responsible=dict(response.rules_responsible),
+        )
+
+    def release(self, tenant: str, principal: str, reason: str = "") -> bool:
+        response = self._stub.ReleaseQuarantine(
+            admin_pb2.ReleaseQuarantineRequest(tenant=tenant, principal=principal, reason=reason),
+            timeout=self._timeout,
+        )
+        return response.released
+
+    def security_events(self, limit: int = 50) -> list[dict[str, object]]:
+        response = self._stub.ListSecurityEvents(
+            admin_pb2.ListSecurityEventsRequest(limit=limit), timeout=self._timeout
+        )
+        return [
+            {
+                "id": e.id,
+                "created_at": e.created_at.ToDatetime(tzinfo=_UTC),
+                "tenant": e.tenant,
+                "kind": e.kind,
+                "principal": e.principal,
+                "detail": e.detail_json,
+            }
+            for e in response.events
+        ]
+
+    def set_legal_hold(self, tenant: str, hold: bool) -> None:
+        self._stub.SetLegalHold(admin_pb2.SetLegalHoldRequest(tenant=tenant, hold=hold), timeout=self._timeout)
+
     def close(self) -> None:
         self._channel.close()
 
@@ -210,6 +327,28 @@ def _version(message: admin_pb2.VersionInfo) -> VersionSummary:
         created_at=message.created_at.ToDatetime(tzinfo=_UTC),
         rule_count=message.rule_count,
         active=message.active,
+    )
+
+
+def _logged(message: admin_pb2.LoggedDecision) -> LoggedDecision:
+    return LoggedDecision(
+        decision_id=message.decision_id,
+        decided_at=message.decided_at.ToDatetime(tzinfo=_UTC),
+        policy_set=message.policy_set,
+        policy_version=message.policy_version,
+        tenant=message.tenant,
+        subject=message.subject,
+        actor=message.actor,
+        caller=message.caller,
+        action=message.action,
+        resource=message.resource,
+        allowed=message.allowed,
+        rule=message.rule,
+        reason=message.reason,
+        request_id=message.request_id,
+        latency_us=message.latency_us,
+        replica_id=message.replica_id,
+        seq=message.seq,
     )
 
 

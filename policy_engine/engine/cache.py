@@ -67,6 +67,9 @@ class DecisionCache:
         self.size = size
         self._entries: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
         self._lock = threading.Lock()
+        # Statistics only: unlocked increments may lose a count under threads, never a decision.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -76,7 +79,10 @@ class DecisionCache:
         # loses its recency update.
         entries = self._entries
         decision = entries.get(key)
-        if decision is not None:
+        if decision is None:
+            self.misses += 1
+        else:
+            self.hits += 1
             try:
                 entries.move_to_end(key)
             except KeyError:

@@ -93,6 +93,14 @@ class Engine:
     def model(self) -> Model:
         return self._model
 
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        """Share of cacheable lookups answered from the cache; None without a cache or lookups."""
+        cache = self._cache
+        if cache is None or not (cache.hits + cache.misses):
+            return None
+        return cache.hits / (cache.hits + cache.misses)
+
     @cached_property
     def rules(self) -> tuple[MatchedRule, ...]:
         """Every rule (p* and g*) as written, in file order."""

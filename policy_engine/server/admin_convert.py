@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
@@ -10,7 +11,10 @@ from policy_engine import limits
 from policy_engine.bundle import Bundle
 from policy_engine.errors import InvalidRequestError
 from policy_engine.service.versions import Provenance, PushResult, VersionDiff, VersionListing
+from policy_engine.service.audit_log import DecisionDetail, ReplayReport
 from policy_engine.store import ActivationRecord, VersionRecord
+from policy_engine.store.audit_tables import SecurityEvent
+from policy_engine.store.decision_log import StoredDecision
 from policy_engine.v1 import admin_pb2
 
 __all__ = [
@@ -109,6 +113,69 @@ def diff_response(diff: VersionDiff) -> admin_pb2.DiffVersionsResponse:
         removed=[admin_pb2.RuleChange(rule=r.text, line=r.line or 0) for r in diff.removed],
         model_diff=diff.model_diff,
         tests_changed=list(diff.tests_changed),
+    )
+
+
+def moment(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def logged(decision: StoredDecision) -> admin_pb2.LoggedDecision:
+    return admin_pb2.LoggedDecision(
+        decision_id=decision.decision_id,
+        decided_at=_timestamp(decision.decided_at),
+        policy_set=decision.policy_set,
+        policy_version=decision.policy_version,
+        tenant=decision.tenant,
+        subject=decision.subject,
+        actor=decision.actor,
+        caller=decision.caller,
+        action=decision.action,
+        resource=decision.resource,
+        allowed=decision.allowed,
+        rule=decision.rule,
+        reason=decision.reason,
+        request_id=decision.request_id,
+        latency_us=decision.latency_us,
+        replica_id=decision.replica_id,
+        seq=decision.seq,
+    )
+
+
+def decision_detail(detail: DecisionDetail) -> admin_pb2.GetDecisionResponse:
+    attributes = "" if detail.attributes is None else json.dumps(detail.attributes, sort_keys=True, default=str)
+    return admin_pb2.GetDecisionResponse(
+        decision=logged(detail.decision),
+        attributes_json=attributes,
+        hashed_attributes=dict(detail.decision.hashed_attributes),
+    )
+
+
+def replay_response(report: ReplayReport) -> admin_pb2.ReplayDecisionsResponse:
+    return admin_pb2.ReplayDecisionsResponse(
+        replayed=report.replayed,
+        unchanged=report.unchanged,
+        allow_to_deny=report.allow_to_deny,
+        deny_to_allow=report.deny_to_allow,
+        skipped=report.skipped,
+        samples=[
+            admin_pb2.ReplayFlip(
+                decision=logged(flip.decision), now_allowed=flip.now_allowed, rule=flip.rule, reason=flip.reason
+            )
+            for flip in report.samples
+        ],
+        rules_responsible=dict(report.rules_responsible),
+    )
+
+
+def security_event(event: SecurityEvent) -> admin_pb2.SecurityEvent:
+    return admin_pb2.SecurityEvent(
+        id=event.id,
+        created_at=_timestamp(event.created_at),
+        tenant=event.tenant,
+        kind=event.kind,
+        principal=event.principal,
+        detail_json=json.dumps(dict(event.detail), sort_keys=True, default=str),
     )
 
 

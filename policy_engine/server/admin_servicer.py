@@ -12,6 +12,7 @@ from policy_engine.errors import PermissionDeniedError
 from policy_engine.server import admin_convert as convert
 from policy_engine.server.context import current_principal
 from policy_engine.service import DEFAULT_POLICY_SET
+from policy_engine.service.audit_log import AuditService
 from policy_engine.service.versions import VersionService
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc
 
@@ -19,8 +20,9 @@ __all__ = ["AdminServicer"]
 
 
 class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
-    def __init__(self, versions: VersionService, authorizer: RpcAuthorizer) -> None:
+    def __init__(self, versions: VersionService, audit: AuditService, authorizer: RpcAuthorizer) -> None:
         self._versions = versions
+        self._audit = audit
         self._authorizer = authorizer
 
     async def PushVersion(  # noqa: N802 - gRPC method names
@@ -104,6 +106,72 @@ class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
     ) -> AsyncIterator[admin_pb2.Activation]:
         async for record in self._versions.watch(request.policy_set, request.since_id):
             yield convert.activation(record)
+
+
+    async def QueryDecisions(  # noqa: N802
+        self, request: admin_pb2.QueryDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.QueryDecisionsResponse:
+        decisions = await asyncio.to_thread(
+            self._audit.query,
+            subject=request.subject,
+            actor=request.actor,
+            tenant=request.tenant,
+            denied_only=request.denied_only,
+            since=convert.moment(request.since) if request.HasField("since") else None,
+            limit=request.limit or 100,
+        )
+        return admin_pb2.QueryDecisionsResponse(decisions=[convert.logged(d) for d in decisions])
+
+    async def GetDecision(  # noqa: N802
+        self, request: admin_pb2.GetDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetDecisionResponse:
+        detail = await asyncio.to_thread(self._audit.get, request.decision_id)
+        return convert.decision_detail(detail)
+
+    async def VerifyDecisions(  # noqa: N802
+        self, request: admin_pb2.VerifyDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.VerifyDecisionsResponse:
+        report = await asyncio.to_thread(self._audit.verify)
+        return admin_pb2.VerifyDecisionsResponse(
+            ok=report.ok, rows_checked=report.rows_checked, report=report.lines()
+        )
+
+    async def ReplayDecisions(  # noqa: N802
+        self, request: admin_pb2.ReplayDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ReplayDecisionsResponse:
+        report = await asyncio.to_thread(
+            self._audit.replay,
+            _set(request.policy_set),
+            request.candidate,
+            since=convert.moment(request.since) if request.HasField("since") else None,
+            limit=request.limit,
+            samples=request.samples,
+        )
+        return convert.replay_response(report)
+
+    async def ReleaseQuarantine(  # noqa: N802
+        self, request: admin_pb2.ReleaseQuarantineRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ReleaseQuarantineResponse:
+        released = await asyncio.to_thread(
+            self._audit.release,
+            request.tenant,
+            request.principal,
+            by=current_principal.get().id,
+            reason=request.reason,
+        )
+        return admin_pb2.ReleaseQuarantineResponse(released=released)
+
+    async def ListSecurityEvents(  # noqa: N802
+        self, request: admin_pb2.ListSecurityEventsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ListSecurityEventsResponse:
+        events = await asyncio.to_thread(self._audit.security_events, request.limit or 100)
+        return admin_pb2.ListSecurityEventsResponse(events=[convert.security_event(e) for e in events])
+
+    async def SetLegalHold(  # noqa: N802
+        self, request: admin_pb2.SetLegalHoldRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.SetLegalHoldResponse:
+        await asyncio.to_thread(self._audit.set_legal_hold, request.tenant, request.hold)
+        return admin_pb2.SetLegalHoldResponse()
 
 
 def _set(name: str) -> str:

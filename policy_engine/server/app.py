@@ -24,8 +24,14 @@ from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.server.admin_servicer import AdminServicer
 from policy_engine.server.interceptors import ErrorStatusInterceptor
 from policy_engine.audit import AuditSink, Retention
-from policy_engine.server.observability import build_audit, build_threats, start_metrics
+from policy_engine.server.observability import (
+    build_audit,
+    build_threats,
+    observe_gauges,
+    start_metrics,
+)
 from policy_engine.server.security import build_guard, build_subject_resolver, server_credentials
+from policy_engine.service.audit_log import AuditService
 from policy_engine.service.threats import ThreatMonitor
 from policy_engine.server.servicers import AuthorizationServicer
 from policy_engine.service import DecisionService, PolicyRegistry, Reloader, VersionService
@@ -82,7 +88,7 @@ class RunningServer:
 
 
 async def start_server(settings: Settings) -> RunningServer:
-    """Bind the port, then open the store, import and load policies, and keep them current.
+    """Open the store, import and load policies, bind the port, and keep the policies current.
 
     If the database cannot be reached at start, the server still listens
     (health NOT_SERVING, checks UNAVAILABLE) and retries until it can. A
@@ -96,6 +102,10 @@ async def start_server(settings: Settings) -> RunningServer:
     versions = VersionService(repository)
     registry = PolicyRegistry()
     reloader = Reloader(repository, registry, interval=settings.reload_interval)
+    bootstrap = _Bootstrap(settings, database, versions, reloader)
+    # Before anything writes (the decision log included): a schema mismatch stops the start
+    # here; an unreachable database does not, it is retried in the background.
+    ready = await bootstrap.attempt()
 
     security = settings.security
     server = grpc.aio.server(
@@ -111,7 +121,7 @@ async def start_server(settings: Settings) -> RunningServer:
         bound = server.add_insecure_port(settings.listen)
     if bound == 0:
         raise OSError(f"cannot listen on {settings.listen}")
-    sink, retention = build_audit(settings.audit, database, f"{host}:{bound}")
+    sink, retention, protector = build_audit(settings.audit, database, f"{host}:{bound}")
     threats = build_threats(settings.threats, database)
     decisions = DecisionService(
         registry, subjects=build_subject_resolver(security), sink=sink, threats=threats
@@ -119,16 +129,16 @@ async def start_server(settings: Settings) -> RunningServer:
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
         AuthorizationServicer(decisions), server
     )
-    admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(AdminServicer(versions, RpcAuthorizer()), server)
+    audit = AuditService(database, repository, protector)
+    admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
+        AdminServicer(versions, audit, RpcAuthorizer()), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     await _set_health(health_servicer, serving=False)
-
-    bootstrap = _Bootstrap(settings, database, versions, reloader)
-    ready = await bootstrap.attempt()  # a schema mismatch raises here and stops the start
     await server.start()
     log.info("listening on %s:%d", host, bound)
 
@@ -138,7 +148,7 @@ async def start_server(settings: Settings) -> RunningServer:
     running._tasks.append(
         asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, health_servicer))
     )
-    running._tasks.append(asyncio.create_task(_refresh_quarantines(threats)))
+    running._tasks.append(asyncio.create_task(_every_second(threats, sink, registry)))
     start_metrics(settings.metrics_listen)
     listener.start()
     return running
@@ -221,13 +231,16 @@ async def _keep_current(
     await reloader.run()
 
 
-async def _refresh_quarantines(threats: ThreatMonitor, interval: float = 1.0) -> None:
-    """Keep this replica's copy of the quarantines (shared through the database) current."""
+async def _every_second(
+    threats: ThreatMonitor, sink: AuditSink, registry: PolicyRegistry, interval: float = 1.0
+) -> None:
+    """Refresh this replica's copy of the quarantines (shared through the database) and the gauges."""
     while True:
         try:
             await asyncio.to_thread(threats.refresh)
         except Exception as exc:  # noqa: BLE001 - the database may be away; keep the last copy
             log.debug("cannot refresh quarantines: %s", exc)
+        observe_gauges(sink, registry)
         await asyncio.sleep(interval)
 
 

@@ -24,6 +24,8 @@ from policy_engine.errors import (
     UnauthenticatedError,
     UnsupportedError,
 )
+from policy_engine.logs import bind_request
+from policy_engine.metrics import METRICS
 from policy_engine.server.context import current_principal
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 
@@ -131,6 +133,9 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     code = status_for(exc)
+    METRICS.refused.labels(code=code.name if code is not None else "INTERNAL").inc()
+    if isinstance(exc, UnauthenticatedError):
+        METRICS.auth_failures.labels(reason=str(exc).split(":")[0][:60]).inc()
     if code is None:
         log.exception("internal error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -244,3 +249,4 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             if wait:
                 raise RateLimitedError("rate limit exceeded for this subject", wait)
         current_principal.set(principal)
+        bind_request(rpc=method, caller=principal.id)

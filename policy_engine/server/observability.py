@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from policy_engine.audit import AttributeProtector, AuditSink, DecisionLog, NullSink, Retention
 from policy_engine.config import AuditSettings, ThreatSettings, split_host_port
 from policy_engine.metrics import METRICS
+from policy_engine.service.policies import PolicyRegistry
 from policy_engine.service.threats import ThreatMonitor, ThreatPolicy
 from policy_engine.store.decision_log import DecisionLogRepository
 
@@ -24,11 +25,12 @@ log = logging.getLogger(__name__)
 
 def build_audit(
     audit: AuditSettings, database: Engine, listen: str
-) -> tuple[AuditSink, Retention | None]:
-    """The decision log (or a NullSink when disabled) and its retention job."""
+) -> tuple[AuditSink, Retention | None, AttributeProtector | None]:
+    """The decision log (or a NullSink when disabled), its retention job, and its keys."""
     if not audit.enabled:
         log.warning("decision log disabled: decisions are not audited")
-        return NullSink(), None
+        return NullSink(), None, None
+    protector = _protector(audit)
     replica_id = audit.replica_id or os.environ.get("POLICY_ENGINE_REPLICA_ID") or (
         f"{socket.gethostname()}:{split_host_port(listen)[1]}"
     )
@@ -36,7 +38,7 @@ def build_audit(
         database,
         replica_id=replica_id,
         spill_dir=audit.spill_dir,
-        protector=_protector(audit),
+        protector=protector,
         queue_size=audit.queue_size,
         on_loss=audit.on_loss,
     )
@@ -44,7 +46,7 @@ def build_audit(
     if audit.retention_days:
         retention = Retention(DecisionLogRepository(database), audit.retention_days)
         retention.start()
-    return sink, retention
+    return sink, retention, protector
 
 
 def _protector(audit: AuditSettings) -> AttributeProtector:
@@ -86,3 +88,16 @@ def start_metrics(listen: str | None) -> None:
     host, port = split_host_port(listen)
     start_http_server(port, addr=host, registry=METRICS.registry)
     log.info("metrics on http://%s:%d/metrics", host, port)
+
+
+def observe_gauges(sink: AuditSink, registry: PolicyRegistry) -> None:
+    """Copy the decision log's counters and the caches' hit ratios into the metrics."""
+    stats = getattr(sink, "stats", None)
+    if stats is not None:
+        METRICS.audit_queue_depth.set(stats.queued)
+        for fate in ("written", "spilled", "replayed", "lost"):
+            METRICS.audit_entries.labels(fate=fate).set(getattr(stats, fate))
+    for name, policy in registry.snapshot().items():
+        ratio = policy.engine.cache_hit_ratio
+        if ratio is not None:
+            METRICS.cache_hit_ratio.labels(policy_set=name).set(ratio)

@@ -23,6 +23,7 @@ from policy_engine.audit import AuditSink, DecisionRecord, NullSink
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
+from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
 from policy_engine.service.explain import explain_denial
 from policy_engine.service.listing import Listing, list_allowed
@@ -197,6 +198,7 @@ class DecisionService:
         action = replace(action, subject=verified.subject, actor=verified.actor)
         validate_action(action)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
+        bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         _refuse_role_names(policy, action.subject, action.actor)
         validate_types(action, policy.schema)
         decision = self._decide(policy, action)
@@ -213,6 +215,7 @@ class DecisionService:
             failure=decision.failure,
         )
         self._record(policy, action, decision, outcome.decision_id, request.request_id, request.caller, started)
+        log.debug("decided", extra={"decision_id": outcome.decision_id, "allowed": outcome.allowed})
         return outcome
 
     def _decide(self, policy: LoadedPolicy, action: Action) -> ActionDecision:

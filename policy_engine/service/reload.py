@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from policy_engine.errors import PolicyEngineError, StoreUnavailableError
+from policy_engine.metrics import METRICS
 from policy_engine.service.policies import PolicyRegistry, load_version
 from policy_engine.store import PolicyRepository
 
@@ -48,9 +49,12 @@ class Reloader:
             try:
                 policy = await asyncio.to_thread(load_version, record)
             except PolicyEngineError as exc:
+                METRICS.reloads.labels(result="failure").inc()
                 log.error("cannot load policy set %s version %d: %s", name, record.number, exc)
                 continue
             self._registry.install(policy)
+            METRICS.reloads.labels(result="success").inc()
+            METRICS.active_version.labels(policy_set=name).set(record.number)
             loaded_now.append(name)
             log.info(
                 "loaded policy set %s version %d (%d rules, sha256 %s)",

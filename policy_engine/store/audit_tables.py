@@ -193,8 +193,11 @@ def active_quarantines(engine: Engine, now: datetime | None = None) -> set[tuple
         return {(row.tenant, row.principal) for row in rows}
 
 
-def release(engine: Engine, tenant: str, principal: str, by: str) -> bool:
-    """End the active quarantine(s) of `principal`; False when there was none."""
+def release(engine: Engine, tenant: str, principal: str, by: str, reason: str = "") -> bool:
+    """End the active quarantine(s) of `principal`; False when there was none.
+
+    The release and its admin audit row commit together.
+    """
     now = datetime.now(UTC)
     with engine.begin() as conn:
         result = conn.execute(
@@ -207,7 +210,19 @@ def release(engine: Engine, tenant: str, principal: str, by: str) -> bool:
             )
             .values(released_at=now, released_by=by)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        conn.execute(
+            insert(admin_audit).values(
+                created_at=now,
+                action="release",
+                policy_set="",
+                version=None,
+                actor=by,
+                detail=json.dumps({"tenant": tenant, "principal": principal, "reason": reason}, sort_keys=True),
+            )
+        )
+        return True
 
 
 # --- security events -----------------------------------------------------------------------

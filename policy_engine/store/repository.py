@@ -24,6 +24,7 @@ from policy_engine.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from policy_engine.store.decision_log import DecisionLogRepository
 from policy_engine.store.tables import activations, policy_sets, policy_versions
 
 __all__ = [
@@ -100,6 +101,7 @@ class PolicyRepository:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._admin_audit = DecisionLogRepository(engine)
 
     def policy_set_names(self) -> list[str]:
         with self._read() as conn:
@@ -118,6 +120,15 @@ class PolicyRepository:
                 with self._write() as conn:
                     set_id = self._ensure_set(conn, policy_set)
                     record, created = self._insert_version(conn, set_id, policy_set, new)
+                    if created:
+                        self._admin_audit.record_admin_event(
+                            conn,
+                            action="push",
+                            policy_set=policy_set,
+                            version=record.number,
+                            actor=new.author,
+                            detail={"sha256": new.sha256, "message": new.message, "git_commit": new.git_commit},
+                        )
                     activation = None
                     if activate is not None:
                         activation = self._activate(conn, set_id, policy_set, record.number, activate)
@@ -231,7 +242,7 @@ class PolicyRepository:
                 )
             current = self._active_number(conn, set_id)
             request = ActivationRequest(actor, reason, expected_active=current)
-            return self._activate(conn, set_id, policy_set, int(to_number), request)  # type: ignore[arg-type]
+            return self._activate(conn, set_id, policy_set, int(to_number), request, event="rollback")  # type: ignore[arg-type]
 
     def list_activations(self, policy_set: str = "", limit: int = 100, since_id: int = 0) -> list[ActivationRecord]:
         """Activation events, newest first (or, with since_id, those after it, oldest first)."""
@@ -274,7 +285,13 @@ class PolicyRepository:
         ]
 
     def _activate(
-        self, conn: Connection, set_id: int, policy_set: str, number: int, request: ActivationRequest
+        self,
+        conn: Connection,
+        set_id: int,
+        policy_set: str,
+        number: int,
+        request: ActivationRequest,
+        event: str = "activate",
     ) -> ActivationRecord:
         version_id = conn.scalar(
             select(policy_versions.c.id).where(
@@ -313,6 +330,14 @@ class PolicyRepository:
                 reason=request.reason,
                 created_at=created_at,
             )
+        )
+        self._admin_audit.record_admin_event(
+            conn,
+            action=event,
+            policy_set=policy_set,
+            version=number,
+            actor=request.actor,
+            detail={"previous_version": current, "reason": request.reason},
         )
         if conn.dialect.name == "postgresql":
             # Delivered at commit, so listeners never see an activation that rolled back.

@@ -9,6 +9,210 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LoggedDecision(_message.Message):
+    __slots__ = ("decision_id", "decided_at", "policy_set", "policy_version", "tenant", "subject", "actor", "caller", "action", "resource", "allowed", "rule", "reason", "request_id", "latency_us", "replica_id", "seq")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_US_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    decided_at: _timestamp_pb2.Timestamp
+    policy_set: str
+    policy_version: int
+    tenant: str
+    subject: str
+    actor: str
+    caller: str
+    action: str
+    resource: str
+    allowed: bool
+    rule: str
+    reason: str
+    request_id: str
+    latency_us: int
+    replica_id: str
+    seq: int
+    def __init__(self, decision_id: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_set: _Optional[str] = ..., policy_version: _Optional[int] = ..., tenant: _Optional[str] = ..., subject: _Optional[str] = ..., actor: _Optional[str] = ..., caller: _Optional[str] = ..., action: _Optional[str] = ..., resource: _Optional[str] = ..., allowed: _Optional[bool] = ..., rule: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., latency_us: _Optional[int] = ..., replica_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class QueryDecisionsRequest(_message.Message):
+    __slots__ = ("subject", "actor", "tenant", "denied_only", "since", "limit")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DENIED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    actor: str
+    tenant: str
+    denied_only: bool
+    since: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, subject: _Optional[str] = ..., actor: _Optional[str] = ..., tenant: _Optional[str] = ..., denied_only: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class QueryDecisionsResponse(_message.Message):
+    __slots__ = ("decisions",)
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[LoggedDecision]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[LoggedDecision, _Mapping]]] = ...) -> None: ...
+
+class GetDecisionRequest(_message.Message):
+    __slots__ = ("decision_id",)
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    def __init__(self, decision_id: _Optional[str] = ...) -> None: ...
+
+class GetDecisionResponse(_message.Message):
+    __slots__ = ("decision", "attributes_json", "hashed_attributes")
+    class HashedAttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_JSON_FIELD_NUMBER: _ClassVar[int]
+    HASHED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    decision: LoggedDecision
+    attributes_json: str
+    hashed_attributes: _containers.ScalarMap[str, str]
+    def __init__(self, decision: _Optional[_Union[LoggedDecision, _Mapping]] = ..., attributes_json: _Optional[str] = ..., hashed_attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class VerifyDecisionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyDecisionsResponse(_message.Message):
+    __slots__ = ("ok", "rows_checked", "report")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ROWS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    rows_checked: int
+    report: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., rows_checked: _Optional[int] = ..., report: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReplayDecisionsRequest(_message.Message):
+    __slots__ = ("policy_set", "candidate", "since", "limit", "samples")
+    POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    policy_set: str
+    candidate: int
+    since: _timestamp_pb2.Timestamp
+    limit: int
+    samples: int
+    def __init__(self, policy_set: _Optional[str] = ..., candidate: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class ReplayFlip(_message.Message):
+    __slots__ = ("decision", "now_allowed", "rule", "reason")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    NOW_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    decision: LoggedDecision
+    now_allowed: bool
+    rule: str
+    reason: str
+    def __init__(self, decision: _Optional[_Union[LoggedDecision, _Mapping]] = ..., now_allowed: _Optional[bool] = ..., rule: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReplayDecisionsResponse(_message.Message):
+    __slots__ = ("replayed", "unchanged", "allow_to_deny", "deny_to_allow", "skipped", "samples", "rules_responsible")
+    class RulesResponsibleEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TO_DENY_FIELD_NUMBER: _ClassVar[int]
+    DENY_TO_ALLOW_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    RULES_RESPONSIBLE_FIELD_NUMBER: _ClassVar[int]
+    replayed: int
+    unchanged: int
+    allow_to_deny: int
+    deny_to_allow: int
+    skipped: int
+    samples: _containers.RepeatedCompositeFieldContainer[ReplayFlip]
+    rules_responsible: _containers.ScalarMap[str, int]
+    def __init__(self, replayed: _Optional[int] = ..., unchanged: _Optional[int] = ..., allow_to_deny: _Optional[int] = ..., deny_to_allow: _Optional[int] = ..., skipped: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[ReplayFlip, _Mapping]]] = ..., rules_responsible: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ReleaseQuarantineRequest(_message.Message):
+    __slots__ = ("tenant", "principal", "reason")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    principal: str
+    reason: str
+    def __init__(self, tenant: _Optional[str] = ..., principal: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReleaseQuarantineResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class ListSecurityEventsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class SecurityEvent(_message.Message):
+    __slots__ = ("id", "created_at", "tenant", "kind", "principal", "detail_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    created_at: _timestamp_pb2.Timestamp
+    tenant: str
+    kind: str
+    principal: str
+    detail_json: str
+    def __init__(self, id: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., kind: _Optional[str] = ..., principal: _Optional[str] = ..., detail_json: _Optional[str] = ...) -> None: ...
+
+class ListSecurityEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[SecurityEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ...) -> None: ...
+
+class SetLegalHoldRequest(_message.Message):
+    __slots__ = ("tenant", "hold")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    hold: bool
+    def __init__(self, tenant: _Optional[str] = ..., hold: _Optional[bool] = ...) -> None: ...
+
+class SetLegalHoldResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class BundleContent(_message.Message):
     __slots__ = ("model", "policy", "tests", "schema")
     class TestsEntry(_message.Message):

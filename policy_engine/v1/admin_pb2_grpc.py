@@ -76,6 +76,41 @@ class PolicyAdminServiceStub:
                 request_serializer=policy__engine_dot_v1_dot_admin__pb2.WatchActivationsRequest.SerializeToString,
                 response_deserializer=policy__engine_dot_v1_dot_admin__pb2.Activation.FromString,
                 _registered_method=True)
+        self.QueryDecisions = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/QueryDecisions',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsResponse.FromString,
+                _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/GetDecision',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.GetDecisionResponse.FromString,
+                _registered_method=True)
+        self.VerifyDecisions = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/VerifyDecisions',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsResponse.FromString,
+                _registered_method=True)
+        self.ReplayDecisions = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/ReplayDecisions',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsResponse.FromString,
+                _registered_method=True)
+        self.ReleaseQuarantine = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/ReleaseQuarantine',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineResponse.FromString,
+                _registered_method=True)
+        self.ListSecurityEvents = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/ListSecurityEvents',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsResponse.FromString,
+                _registered_method=True)
+        self.SetLegalHold = channel.unary_unary(
+                '/policy_engine.v1.PolicyAdminService/SetLegalHold',
+                request_serializer=policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldRequest.SerializeToString,
+                response_deserializer=policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyAdminServiceServicer:
@@ -140,6 +175,54 @@ class PolicyAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryDecisions(self, request, context):
+        """The decision log, newest first, filtered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDecision(self, request, context):
+        """One logged decision, with its attributes decrypted when this server holds the key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyDecisions(self, request, context):
+        """Checks every replica's hash chain: a deleted or edited entry is reported.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDecisions(self, request, context):
+        """Re-decides logged requests under a candidate version: what would flip if it were activated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseQuarantine(self, request, context):
+        """Ends the quarantine of a subject or actor in a tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecurityEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLegalHold(self, request, context):
+        """Decisions of a tenant under legal hold are never purged by retention.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +265,41 @@ def add_PolicyAdminServiceServicer_to_server(servicer, server):
                     servicer.WatchActivations,
                     request_deserializer=policy__engine_dot_v1_dot_admin__pb2.WatchActivationsRequest.FromString,
                     response_serializer=policy__engine_dot_v1_dot_admin__pb2.Activation.SerializeToString,
+            ),
+            'QueryDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDecisions,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsResponse.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.GetDecisionRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.GetDecisionResponse.SerializeToString,
+            ),
+            'VerifyDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDecisions,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsResponse.SerializeToString,
+            ),
+            'ReplayDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDecisions,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsResponse.SerializeToString,
+            ),
+            'ReleaseQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseQuarantine,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineResponse.SerializeToString,
+            ),
+            'ListSecurityEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecurityEvents,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsResponse.SerializeToString,
+            ),
+            'SetLegalHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLegalHold,
+                    request_deserializer=policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldRequest.FromString,
+                    response_serializer=policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -402,6 +520,195 @@ class PolicyAdminService:
             '/policy_engine.v1.PolicyAdminService/WatchActivations',
             policy__engine_dot_v1_dot_admin__pb2.WatchActivationsRequest.SerializeToString,
             policy__engine_dot_v1_dot_admin__pb2.Activation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/QueryDecisions',
+            policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.QueryDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/GetDecision',
+            policy__engine_dot_v1_dot_admin__pb2.GetDecisionRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/VerifyDecisions',
+            policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.VerifyDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/ReplayDecisions',
+            policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.ReplayDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/ReleaseQuarantine',
+            policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.ReleaseQuarantineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecurityEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/ListSecurityEvents',
+            policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.ListSecurityEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLegalHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/policy_engine.v1.PolicyAdminService/SetLegalHold',
+            policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldRequest.SerializeToString,
+            policy__engine_dot_v1_dot_admin__pb2.SetLegalHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,139 @@
+"""The audit trail through a real server: every decision logged, inspected, replayed; probing agents quarantined."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from policy_engine.bundle import load_bundle
+from policy_engine.cli import policyctl
+from policy_engine.client import SyncClient
+from policy_engine.client.admin import AdminClient, BundleFiles
+from policy_engine.config import ThreatSettings
+from policy_engine.metrics import METRICS
+from policy_engine.testing import ServerHandle, running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def ctl(server: ServerHandle, *args: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = policyctl.run([args[0], "--server", server.target, *args[1:]], out, err)
+    return code, out.getvalue() + err.getvalue()
+
+
+@pytest.fixture
+def server() -> Iterator[ServerHandle]:
+    threats = ThreatSettings(tenants={"acme": (3, 60.0, 300.0)})
+    with running_server(ROOT / "policies", threats=threats) as handle:
+        yield handle
+
+
+def logged(server: ServerHandle, **filters: object) -> list:  # type: ignore[type-arg]
+    with AdminClient(server.target) as admin:
+        return admin.decisions(limit=1000, **filters)  # type: ignore[arg-type]
+
+
+class TestDecisionLog:
+    def test_every_decision_is_logged_and_inspectable(self, server: ServerHandle) -> None:
+        """Checks and batch items are each in the log once, with caller, version, rule and decrypted attributes."""
+        with SyncClient(server.target) as client:
+            first = client.check(tenant="acme", subject="carol", action="read", resource="data:finance/q1",
+                                 subject_attributes={"clearance": 2}, resource_attributes={"classification": 1},
+                                 request_id="req-1")
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:sql_query")
+        eventually(lambda: len(logged(server)) >= 2)
+        decisions = {d.decision_id: d for d in logged(server)}
+        assert first.decision_id in decisions
+        entry = decisions[first.decision_id]
+        assert (entry.subject, entry.resource, entry.allowed, entry.policy_version) == ("carol", "data:finance/q1", True, 1)
+        assert entry.rule.startswith("p, analyst")
+        code, text = ctl(server, "decision", first.decision_id, "--output", "json")
+        assert code == 0, text
+        shown = json.loads(text)
+        assert shown["attributes"]["subject"] == {"clearance": 2}
+        assert shown["decision"]["request_id"] == "req-1"
+
+    def test_filters_and_verify(self, server: ServerHandle) -> None:
+        """decisions --denied lists only denials; verify reports intact chains."""
+        with SyncClient(server.target) as client:
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search")
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:shell_exec")
+        eventually(lambda: len(logged(server)) >= 2)
+        code, text = ctl(server, "decisions", "--denied", "--subject", "dave", "--output", "json")
+        rows = json.loads(text)
+        assert code == 0 and rows and all(not r["allowed"] for r in rows)
+        code, text = ctl(server, "decisions", "verify")
+        assert code == 0 and "ok:" in text
+
+    def test_replay_counts_flips_of_a_candidate(self, server: ServerHandle) -> None:
+        """Replaying a candidate that drops analysts' SQL tool flips exactly the analyst and engineer allows."""
+        with SyncClient(server.target) as client:
+            for subject in ("carol", "bob"):
+                client.check(tenant="acme", subject=subject, action="invoke", resource="tool:sql_query")
+            # alice keeps SQL through the admin rule for every tool (with MFA): unchanged
+            client.check(tenant="acme", subject="alice", subject_attributes={"mfa": True}, action="invoke", resource="tool:sql_query")
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:sql_query")
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search")
+        eventually(lambda: len(logged(server)) >= 5)
+        bundle = load_bundle(ROOT / "policies" / "default")
+        rules = bundle.policy_text.replace("p, analyst, *, tool:sql_query, invoke, True, allow\n", "")
+        tests = {k: "\n".join(l for l in v.splitlines() if "sql_query, expect: allow" not in l) + "\n" for k, v in bundle.tests.items()}
+        with AdminClient(server.target) as admin:
+            admin.push("default", BundleFiles(bundle.model_text, rules, tests, bundle.schema_text), message="no sql", author="t")
+            result = admin.replay("default", 2)
+        assert (result.allow_to_deny, result.deny_to_allow) == (2, 0)
+        assert result.unchanged == result.replayed - 2
+        assert result.rules_responsible == {"(no rule matched)": 2}
+        assert {sample[0].subject for sample in result.samples} == {"carol", "bob"}
+
+
+class TestThreats:
+    def test_probing_agent_is_quarantined_then_released(self, server: ServerHandle) -> None:
+        """An agent denied 4 times in a row is quarantined (even allowed actions deny) until released."""
+        with SyncClient(server.target) as client:
+            def helper(tool: str):  # type: ignore[no-untyped-def]
+                return client.check(tenant="acme", subject="alice", subject_attributes={"mfa": True},
+                                    actor="agent:helper", action="invoke", resource=f"tool:{tool}")
+
+            assert helper("web_search").allowed
+            for tool in ("shell_exec", "sql_query", "email_send", "code_interpreter"):
+                assert not helper(tool).allowed
+            blocked = helper("web_search")
+            assert not blocked.allowed
+            assert "quarantined" in blocked.reason
+            eventually(lambda: any(e["principal"] == "agent:helper" for e in AdminClient(server.target).security_events()))
+            code, text = ctl(server, "release", "agent:helper", "--tenant", "acme", "--reason", "investigated")
+            assert code == 0, text
+            eventually(lambda: helper("web_search").allowed, timeout=10)
+
+
+def test_metrics_endpoint_counts_decisions(tmp_path: Path) -> None:
+    """With a metrics port, /metrics reports decisions by policy set and result."""
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=METRICS.registry)
+    try:
+        with running_server(ROOT / "policies") as pe, SyncClient(pe.target) as client:
+            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+    assert 'policy_engine_decisions_total{policy_set="default",result="allow"}' in body
+    assert "policy_engine_decision_seconds_bucket" in body
+    assert 'policy_engine_active_version{policy_set="default"} 1.0' in body
