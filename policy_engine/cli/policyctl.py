@@ -19,7 +19,9 @@
     policyctl events                        security events (denial bursts, quarantines)
     policyctl legal-hold TENANT on|off      keep a tenant's decisions from retention
 
-Commands that talk to the service use --server / POLICY_ENGINE_ADDR. Every
+Commands that talk to the service use --server / POLICY_ENGINE_ADDR, a bearer
+token from --token-file or POLICY_ENGINE_TOKEN, and TLS with --ca-file (plus
+--cert-file/--key-file for mTLS) or their POLICY_ENGINE_* variables. Every
 command takes --output json. Exit codes: 0 success (check: allowed), 1 denied,
 2 refused (bad input, invalid bundle, failing tests, stale expectation, not
 found), 3 the server is unreachable.
@@ -46,7 +48,7 @@ from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
 from policy_engine.bundle.provenance import git_provenance
 from policy_engine.bundle.schema import SCHEMA_FILE
 from policy_engine.cli.output import print_json, print_table
-from policy_engine.client import SyncClient
+from policy_engine.client import SyncClient, TLSConfig
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.errors import BundleError
 from policy_engine.service.versions import check_bundle
@@ -315,7 +317,24 @@ def _print_activation(stream: TextIO, record: Any) -> None:
 
 
 def _admin(args: argparse.Namespace) -> AdminClient:
-    return AdminClient(args.server, timeout=args.timeout)
+    return AdminClient(args.server, timeout=args.timeout, **_credentials(args))
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, Any]:
+    """TLS and bearer token for the channel, from flags or the environment; never printed."""
+    token = os.environ.get("POLICY_ENGINE_TOKEN")
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise Refused(f"--token-file: {exc.strerror}") from exc
+    tls = None
+    if args.ca_file or args.cert_file:
+        try:
+            tls = TLSConfig.from_files(args.ca_file, args.cert_file, args.key_file, args.server_name)
+        except OSError as exc:
+            raise Refused(f"TLS files: {exc.strerror}: {exc.filename}") from exc
+    return {"tls": tls, "token": token or None}
 
 
 def _files(bundle: Bundle) -> BundleFiles:
@@ -484,7 +503,7 @@ def _check(args: argparse.Namespace, out: _Output) -> int:
         }
     except ValueError as exc:
         raise Refused(str(exc)) from exc
-    with SyncClient(args.server, timeout=args.timeout) as client:
+    with SyncClient(args.server, timeout=args.timeout, **_credentials(args)) as client:
         result = client.check(
             policy_set=args.policy_set,
             tenant=args.tenant,
@@ -555,6 +574,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"host:port of the service (POLICY_ENGINE_ADDR, default {DEFAULT_SERVER})",
     )
     remote.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    env = os.environ.get
+    remote.add_argument(
+        "--token-file",
+        default=env("POLICY_ENGINE_TOKEN_FILE"),
+        help="file holding the bearer token (else POLICY_ENGINE_TOKEN)",
+    )
+    remote.add_argument("--ca-file", default=env("POLICY_ENGINE_CA_FILE"), help="CA bundle: use TLS")
+    remote.add_argument("--cert-file", default=env("POLICY_ENGINE_CERT_FILE"), help="client certificate (mTLS)")
+    remote.add_argument("--key-file", default=env("POLICY_ENGINE_KEY_FILE"), help="client key (mTLS)")
+    remote.add_argument("--server-name", default=None, help="TLS name to expect if not the host")
     named = argparse.ArgumentParser(add_help=False, parents=[remote])
     named.add_argument("--set", dest="policy_set", default="default", help="policy set (default: default)")
     acting = argparse.ArgumentParser(add_help=False, parents=[named])

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC as _UTC
 from datetime import datetime
 
+from typing import Any
+
 import grpc
 
+from policy_engine.client._core import TLSConfig, TokenSource, call_metadata, channel_options
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc
 
 __all__ = [
@@ -108,10 +111,25 @@ class ReplayResult:
 class AdminClient:
     """Blocking admin client over one channel; gRPC errors propagate as grpc.RpcError."""
 
-    def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: TLSConfig | None = None,
+        token: TokenSource = None,
+    ) -> None:
+        options = channel_options(tls)
+        if tls is not None:
+            self._channel = grpc.secure_channel(target, tls.credentials(), options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = admin_pb2_grpc.PolicyAdminServiceStub(self._channel)
         self._timeout = timeout
+        self._token = token
+
+    def _call(self) -> dict[str, Any]:
+        return {"timeout": self._timeout, "metadata": call_metadata(self._token)}
 
     def push(
         self,
@@ -142,7 +160,7 @@ class AdminClient:
                 activate=activate,
                 reason=reason,
             ),
-            timeout=self._timeout,
+            **self._call(),
         )
         return PushOutcome(
             version=_version(response.version),
@@ -152,13 +170,13 @@ class AdminClient:
 
     def versions(self, policy_set: str) -> list[VersionSummary]:
         response = self._stub.ListVersions(
-            admin_pb2.ListVersionsRequest(policy_set=policy_set), timeout=self._timeout
+            admin_pb2.ListVersionsRequest(policy_set=policy_set), **self._call()
         )
         return [_version(v) for v in response.versions]
 
     def get(self, policy_set: str, number: int) -> tuple[VersionSummary, BundleFiles]:
         response = self._stub.GetVersion(
-            admin_pb2.GetVersionRequest(policy_set=policy_set, number=number), timeout=self._timeout
+            admin_pb2.GetVersionRequest(policy_set=policy_set, number=number), **self._call()
         )
         content = response.content
         files = BundleFiles(content.model, content.policy, dict(content.tests), content.schema)
@@ -169,7 +187,7 @@ class AdminClient:
             admin_pb2.DiffVersionsRequest(
                 policy_set=policy_set, from_number=from_number, to_number=to_number
             ),
-            timeout=self._timeout,
+            **self._call(),
         )
         return DiffResult(
             added=tuple((c.rule, c.line) for c in response.added),
@@ -195,7 +213,7 @@ class AdminClient:
                 reason=reason,
                 expected_active_version=expected_active or 0,
             ),
-            timeout=self._timeout,
+            **self._call(),
         )
         return _activation(response.activation)
 
@@ -206,21 +224,22 @@ class AdminClient:
             admin_pb2.RollbackRequest(
                 policy_set=policy_set, to_number=to_number or 0, author=author, reason=reason
             ),
-            timeout=self._timeout,
+            **self._call(),
         )
         return _activation(response.activation)
 
     def activations(self, policy_set: str = "", limit: int = 50) -> list[ActivationInfo]:
         response = self._stub.ListActivations(
             admin_pb2.ListActivationsRequest(policy_set=policy_set, limit=limit),
-            timeout=self._timeout,
+            **self._call(),
         )
         return [_activation(a) for a in response.activations]
 
     def watch(self, policy_set: str = "", since_id: int = 0) -> Iterator[ActivationInfo]:
         """Activations as they happen; runs until the caller stops iterating."""
         stream = self._stub.WatchActivations(
-            admin_pb2.WatchActivationsRequest(policy_set=policy_set, since_id=since_id)
+            admin_pb2.WatchActivationsRequest(policy_set=policy_set, since_id=since_id),
+            metadata=call_metadata(self._token),
         )
         try:
             for message in stream:
@@ -243,18 +262,18 @@ class AdminClient:
         )
         if since is not None:
             request.since.FromDatetime(since)
-        response = self._stub.QueryDecisions(request, timeout=self._timeout)
+        response = self._stub.QueryDecisions(request, **self._call())
         return [_logged(d) for d in response.decisions]
 
     def decision(self, decision_id: str) -> tuple[LoggedDecision, str, dict[str, str]]:
         """A decision, its attributes as JSON ("" without the key) and its hashed attributes."""
         response = self._stub.GetDecision(
-            admin_pb2.GetDecisionRequest(decision_id=decision_id), timeout=self._timeout
+            admin_pb2.GetDecisionRequest(decision_id=decision_id), **self._call()
         )
         return _logged(response.decision), response.attributes_json, dict(response.hashed_attributes)
 
     def verify_decisions(self) -> tuple[bool, int, list[str]]:
-        response = self._stub.VerifyDecisions(admin_pb2.VerifyDecisionsRequest(), timeout=self._timeout)
+        response = self._stub.VerifyDecisions(admin_pb2.VerifyDecisionsRequest(), **self._call())
         return response.ok, response.rows_checked, list(response.report)
 
     def replay(
@@ -265,7 +284,7 @@ class AdminClient:
         )
         if since is not None:
             request.since.FromDatetime(since)
-        response = self._stub.ReplayDecisions(request, timeout=self._timeout)
+        response = self._stub.ReplayDecisions(request, **self._call())
         return ReplayResult(
             replayed=response.replayed,
             unchanged=response.unchanged,
@@ -281,13 +300,13 @@ class AdminClient:
     def release(self, tenant: str, principal: str, reason: str = "") -> bool:
         response = self._stub.ReleaseQuarantine(
             admin_pb2.ReleaseQuarantineRequest(tenant=tenant, principal=principal, reason=reason),
-            timeout=self._timeout,
+            **self._call(),
         )
         return response.released
 
     def security_events(self, limit: int = 50) -> list[dict[str, object]]:
         response = self._stub.ListSecurityEvents(
-            admin_pb2.ListSecurityEventsRequest(limit=limit), timeout=self._timeout
+            admin_pb2.ListSecurityEventsRequest(limit=limit), **self._call()
         )
         return [
             {
@@ -302,7 +321,7 @@ class AdminClient:
         ]
 
     def set_legal_hold(self, tenant: str, hold: bool) -> None:
-        self._stub.SetLegalHold(admin_pb2.SetLegalHoldRequest(tenant=tenant, hold=hold), timeout=self._timeout)
+        self._stub.SetLegalHold(admin_pb2.SetLegalHoldRequest(tenant=tenant, hold=hold), **self._call())
 
     def close(self) -> None:
         self._channel.close()

@@ -317,3 +317,21 @@ class TestTransport:
                 target.write_bytes(source.read_bytes())
             with connect(renewed) as ch:
                 assert authorization_pb2_grpc.AuthorizationServiceStub(ch).Check(check_request(), timeout=5).allowed
+
+
+class TestPolicyctl:
+    def test_token_file_authenticates_policyctl(self, server: ServerHandle, tmp_path: Path) -> None:
+        """policyctl sends the token from --token-file; without it the server answers UNAUTHENTICATED (exit 2)."""
+        import io
+
+        from policy_engine.cli import policyctl
+
+        token_file = tmp_path / "token"
+        token_file.write_text(FACTORY.token(roles=["policy-author"], scope="") + "\n")
+        out, err = io.StringIO(), io.StringIO()
+        assert policyctl.run(["versions", "--server", server.target, "--token-file", str(token_file)], out, err) == 0
+        assert out.getvalue().splitlines()[1].split()[1] == "1"
+        out, err = io.StringIO(), io.StringIO()
+        assert policyctl.run(["versions", "--server", server.target], out, err) == 2
+        assert "UNAUTHENTICATED" in err.getvalue()
+        assert token_file.read_text().strip() not in out.getvalue() + err.getvalue()
