@@ -22,6 +22,7 @@ from policy_engine.config import (
     TlsSettings,
     TokenSettings,
 )
+from policy_engine.metrics import METRICS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc, types_pb2
 from tests.support.credentials import AUDIENCE, ISSUER, SUBJECT_AUDIENCE, TokenFactory, make_pki
@@ -60,6 +61,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 def channel(server: ServerHandle) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(server.target) as ch:
         yield ch
+
+
+def _decisions_made() -> float:
+    """Decisions counted by this process's metrics (the test server runs in-process)."""
+    return sum(
+        sample.value
+        for metric in METRICS.decisions.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -102,7 +113,8 @@ class TestCallers:
 
     @pytest.mark.parametrize("attack", sorted(ATTACKS))
     def test_forged_caller_token_is_unauthenticated(self, channel: grpc.Channel, attack: str) -> None:
-        """Every token attack is UNAUTHENTICATED at the edge, before any decision."""
+        """Every token attack is UNAUTHENTICATED at the edge, before any decision is made."""
+        decisions_before = _decisions_made()
         stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
         token = ATTACKS[attack]()
         expected = {grpc.StatusCode.UNAUTHENTICATED}
@@ -111,6 +123,7 @@ class TestCallers:
             expected.add(grpc.StatusCode.RESOURCE_EXHAUSTED)
             expected.add(grpc.StatusCode.INTERNAL)
         assert code_of(stub.Check, check_request(), metadata=bearer(token)) in expected
+        assert _decisions_made() == decisions_before
 
     def test_no_credentials_or_wrong_metadata_key(self, channel: grpc.Channel) -> None:
         """No token, or a token under another metadata key, is UNAUTHENTICATED."""
