@@ -2,7 +2,7 @@
 """Serving benchmark: the real server against a trivial echo gRPC server, same load, one run.
 
     .venv/bin/python benchmarks/serve.py                  # 1 server process
-    .venv/bin/python benchmarks/serve.py --workers 2      # N processes on one port (SO_REUSEPORT)
+    .venv/bin/python benchmarks/serve.py --workers 2      # `serve --workers 2`: N processes, one port
 
 Starts `policy-engine serve` (SQLite, the example policies plus a generated
 set of 100,000 rules) and an echo server (grpc.aio, the same server options,
@@ -11,7 +11,9 @@ generator: `--clients` processes, `--inflight` requests in flight in total,
 each phase bounded by `--duration` seconds after a warm-up. Prints Check RPS,
 p50, p99 for both and the ratio; BatchCheck and FilterAllowed decisions/s at
 10, 100 and 1,000 items; FilterAllowed of 100 tools at 100k rules, unloaded;
-and the server's CPU use in each phase. Numbers, not assertions: tests never
+the server's CPU use in each phase (all its processes); and, from the server's
+metrics, how many decision-log entries were written and how many were lost
+(queue full) over the whole run. Numbers, not assertions: tests never
 time anything.
 """
 
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +99,7 @@ def wait_ready(target: str, timeout: float = 300) -> None:
     raise SystemExit(f"server at {target} did not answer in {timeout}s")
 
 
-def start_real(port: int, workers: int, scratch: Path) -> list[subprocess.Popen[bytes]]:
+def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit: bool = True) -> list[subprocess.Popen[bytes]]:
     policies = scratch / "policies"
     write_policies(policies)
     # The server's default rate limits (per caller, per subject) would measure the limiter, not serving.
@@ -107,17 +110,37 @@ def start_real(port: int, workers: int, scratch: Path) -> list[subprocess.Popen[
         "  subject: {rate: 1000000000, burst: 1000000000}\n"
         "  max_concurrent_rpcs: 100000\n"
         "  max_per_connection: 100000\n"
+        + ("" if audit else "audit:\n  enabled: false\n")
     )
     command = [
-        str(Path(sys.executable).parent / "policy-engine"), "serve",
+        str(Path(sys.executable).parent / "policy-engine"), "serve", "--workers", str(workers),
         "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:///{scratch / 'pe.db'}",
-        "--policies", str(policies), "--config", str(config), "--log-level", "WARNING",
+        "--policies", str(policies), "--config", str(config), "--log-level", "INFO",
+        "--metrics-listen", f"127.0.0.1:{metrics_port}",
     ]
-    processes = []
-    for _ in range(workers):  # the first imports the policies; the others find them in the database
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
-        wait_ready(f"127.0.0.1:{port}")
-    return processes
+    # cwd: the decision log's spill files and generated key go to ./var/audit
+    log = (scratch / "serve.log").open("w")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch)
+    wait_ready(f"127.0.0.1:{port}")
+    if workers > 1:  # the supervisor starts the workers one after the other
+        deadline = time.monotonic() + 300
+        while f"{workers} workers serving" not in (scratch / "serve.log").read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start: {(scratch / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    return [process]
+
+
+def audit_counts(metrics_port: int, workers: int) -> dict[str, float]:
+    """Decision-log entries by fate (written, spilled, replayed, lost), summed over the workers."""
+    totals: dict[str, float] = {}
+    for index in range(workers):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port + index}/metrics", timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith("policy_engine_audit_entries{"):
+                fate = line.split('fate="', 1)[1].split('"', 1)[0]
+                totals[fate] = totals.get(fate, 0) + float(line.rsplit(" ", 1)[1])
+    return totals
 
 
 def start_echo(port: int, workers: int) -> list[subprocess.Popen[bytes]]:
@@ -128,10 +151,26 @@ def start_echo(port: int, workers: int) -> list[subprocess.Popen[bytes]]:
     return processes
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU time of these processes and of their children (the workers of `serve --workers`)."""
+    pids = {process.pid for process in processes}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) in pids:  # ppid
+                    pids.add(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
     total = 0
-    for process in processes:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    for pid in pids:
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
 
@@ -264,6 +303,8 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=64, help="requests in flight, in total")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring, per phase")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="disable the decision log (to see what serving costs without it)")
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
@@ -272,13 +313,13 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores; server workers: {args.workers}; client processes: {args.clients}; "
           f"in flight: {args.inflight}; {args.duration:g}s per phase after {args.warmup:g}s warm-up; "
-          f"load average before: {os.getloadavg()[0]:.2f}")
+          f"load average before: {os.getloadavg()[0]:.2f}; decision log: {'off' if args.no_audit else 'on'}")
     phase = dict(clients=args.clients, inflight=args.inflight, warmup=args.warmup, duration=args.duration)
     with tempfile.TemporaryDirectory(prefix="pe-bench-") as scratch:
-        echo_port, real_port = free_port(), free_port()
+        echo_port, real_port, metrics_port = free_port(), free_port(), free_port()
         echo = start_echo(echo_port, args.workers)
         started = time.monotonic()
-        real = start_real(real_port, args.workers, Path(scratch))
+        real = start_real(real_port, args.workers, Path(scratch), metrics_port, audit=not args.no_audit)
         print(f"real server ready in {time.monotonic() - started:.1f}s (example set + {BIG_RULES:,}-rule set)")
         try:
             rows = []
@@ -307,11 +348,15 @@ def main() -> None:
                   f"p99 {big['p99']:.2f} ms  max {big['max']:.2f} ms (bar p99 <= 5 ms)")
             batch100 = dict(rows)["BatchCheck x100"]
             print(f"BatchCheck x100: {batch100['decisions']:,.0f} decisions/s (bar >= 60,000)")
+            time.sleep(2.5)  # the gauges are refreshed every second; let the writers catch up
+            fates = audit_counts(metrics_port, args.workers)
+            print("decision log over the run: " + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items()))
+                  + " (lost: queue full, the writer behind)")
         finally:
             for process in echo + real:
                 process.terminate()
             for process in echo + real:
-                process.wait(10)
+                process.wait(60)
 
 
 if __name__ == "__main__":

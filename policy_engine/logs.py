@@ -24,7 +24,11 @@ _context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=
 def bind_request(**fields: Any) -> None:
     """Add fields to every log line of the current request (task)."""
     current = _context.get()
-    _context.set({**(current or {}), **{k: v for k, v in fields.items() if v not in (None, "")}})
+    bound = dict(current) if current else {}
+    for key, value in fields.items():
+        if value is not None and value != "":
+            bound[key] = value
+    _context.set(bound)
 
 
 class _RequestContext(logging.Filter):

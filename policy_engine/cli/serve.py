@@ -1,7 +1,17 @@
 """`policy-engine`: run the decision service, manage its database schema.
 
-    policy-engine serve [--listen HOST:PORT] [--db URL] [--policies DIR] [--insecure]
+    policy-engine serve [--listen HOST:PORT] [--db URL] [--policies DIR] [--insecure] [--workers N]
     policy-engine db upgrade|current [--db URL]
+
+With `--workers N` (N > 1) this process supervises N server processes listening on
+the same port (SO_REUSEPORT: the kernel spreads connections across them). Each
+worker is a whole server of its own: event loop, policies, caches, decision-log
+replica ("<replica id>-w<index>", its own hash chain and spill file), rate-limit
+buckets and denial counters (so per-caller and per-subject limits apply per worker),
+and, with --metrics-listen, its metrics on that port + its index. The supervisor
+starts them one after the other (the first imports the policies), forwards SIGTERM
+and SIGINT to them and waits for them to drain; when a worker dies, it stops the
+others and exits non-zero.
 """
 
 from __future__ import annotations
@@ -10,7 +20,9 @@ import argparse
 import asyncio
 import logging
 import os
+import select
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +35,7 @@ from policy_engine.config import (
     FileConfig,
     Settings,
     load_config,
+    split_host_port,
 )
 from policy_engine.logs import configure_logging
 from policy_engine.errors import SchemaOutdatedError, StoreError
@@ -70,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
         help="one JSON object per line (default), or plain text",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("POLICY_ENGINE_WORKERS", "1")),
+        help="server processes sharing the listen port via SO_REUSEPORT (POLICY_ENGINE_WORKERS, "
+        "default 1); each has its own decision-log replica (id suffixed -w<index>) and rate limits",
+    )
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
         "--metrics-listen",
         default=os.environ.get("POLICY_ENGINE_METRICS_LISTEN"),
         help="host:port for the Prometheus /metrics endpoint (off by default)",
@@ -95,6 +117,11 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     if args.command == "db":
         return _db(args, stdout, stderr)
     configure_logging(args.log_level, args.log_format, stderr)
+    if args.workers < 1:
+        print("policy-engine: --workers must be at least 1", file=stderr)
+        return 1
+    if args.workers > 1 and args.worker_index is None:
+        return _supervise(list(argv), args, stderr)
     try:
         config = load_config(Path(args.config)) if args.config else FileConfig()
         settings = Settings(
@@ -107,22 +134,99 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
             threats=config.threats,
             metrics_listen=args.metrics_listen or config.metrics_listen,
         )
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, args.worker_index, args.ready_fd))
     except (ConfigError, InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:
         print(f"policy-engine: {exc}", file=stderr)
         return 1
     return 0
 
 
-async def _serve(settings: Settings) -> None:
-    running = await start_server(settings)
+async def _serve(settings: Settings, worker: int | None = None, ready_fd: int | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    running = await start_server(settings, worker)
+    if ready_fd is not None:  # tell the supervisor this worker is listening
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
     await stop.wait()
     log.info("shutting down: draining in-flight requests")
     await running.stop(settings.grace_seconds)
+
+
+def _supervise(argv: list[str], args: argparse.Namespace, stderr: TextIO) -> int:
+    """Run `args.workers` server processes on one port; forward SIGTERM/SIGINT; wait for them."""
+    try:
+        _, port = split_host_port(args.listen)
+    except ValueError as exc:
+        print(f"policy-engine: {exc}", file=stderr)
+        return 1
+    if port == 0:
+        print("policy-engine: --workers needs a fixed port to share (not port 0)", file=stderr)
+        return 1
+    workers: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop_all(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for index in range(args.workers):
+            if stopping:
+                break
+            read_end, write_end = os.pipe()
+            command = [
+                sys.executable, "-m", "policy_engine.cli.serve", *argv,
+                "--workers", "1", "--worker-index", str(index), "--ready-fd", str(write_end),
+            ]
+            workers.append(subprocess.Popen(command, pass_fds=(write_end,)))
+            os.close(write_end)
+            # One at a time: the first creates the schema and imports the policies.
+            ready = _wait_ready(read_end)
+            os.close(read_end)
+            if not ready and not stopping:
+                log.error("worker %d did not start (exit code %s)", index, workers[-1].poll())
+                stop_all()
+        if not stopping:
+            log.info("%d workers serving on %s", len(workers), args.listen)
+        failed = False
+        remaining = list(workers)
+        while remaining:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            done = [worker for worker in remaining if worker.pid == pid]
+            for worker in done:
+                remaining.remove(worker)
+                worker.returncode = os.waitstatus_to_exitcode(status)
+                if worker.returncode != 0 or not stopping:
+                    failed = True
+                    if not stopping:
+                        log.error("worker pid %d exited (code %d); stopping the others", pid, worker.returncode)
+                        stop_all()
+        return 1 if failed else 0
+    finally:
+        stop_all()
+        for worker in workers:
+            if worker.returncode is None:
+                worker.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait_ready(read_end: int) -> bool:
+    """True once the worker writes to its ready pipe; False when it exits first (EOF)."""
+    while True:
+        readable, _, _ = select.select([read_end], [], [], 1.0)
+        if readable:
+            return os.read(read_end, 1) == b"1"
 
 
 def _db(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -142,3 +246,7 @@ def _db(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def main() -> None:
     sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -87,12 +90,17 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
-async def start_server(settings: Settings) -> RunningServer:
+async def start_server(settings: Settings, worker: int | None = None) -> RunningServer:
     """Open the store, import and load policies, bind the port, and keep the policies current.
 
     If the database cannot be reached at start, the server still listens
     (health NOT_SERVING, checks UNAVAILABLE) and retries until it can. A
     database whose schema is older than the code stops the start.
+
+    `worker`: this process's index among the processes serving the same port
+    (`policy-engine serve --workers N`); its decision log is a replica of its own
+    (replica id suffixed "-w<index>", so its own chain and spill file) and its metrics,
+    when enabled, are on the metrics port + index.
     """
     host, _port = split_host_port(settings.listen)
     _refuse_insecure_bind(host, settings)
@@ -121,7 +129,19 @@ async def start_server(settings: Settings) -> RunningServer:
         bound = server.add_insecure_port(settings.listen)
     if bound == 0:
         raise OSError(f"cannot listen on {settings.listen}")
-    sink, retention, protector = build_audit(settings.audit, database, f"{host}:{bound}")
+    audit_settings = settings.audit
+    metrics_listen = settings.metrics_listen
+    if worker is not None:
+        replica_id = audit_settings.replica_id or os.environ.get("POLICY_ENGINE_REPLICA_ID") or (
+            f"{socket.gethostname()}:{bound}"
+        )
+        audit_settings = dataclasses.replace(audit_settings, replica_id=f"{replica_id}-w{worker}")
+        if metrics_listen:
+            metrics_host, metrics_port = split_host_port(metrics_listen)
+            if metrics_port:
+                bracketed = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+                metrics_listen = f"{bracketed}:{metrics_port + worker}"
+    sink, retention, protector = build_audit(audit_settings, database, f"{host}:{bound}")
     threats = build_threats(settings.threats, database)
     decisions = DecisionService(
         registry, subjects=build_subject_resolver(security), sink=sink, threats=threats
@@ -149,7 +169,7 @@ async def start_server(settings: Settings) -> RunningServer:
         asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, health_servicer))
     )
     running._tasks.append(asyncio.create_task(_every_second(threats, sink, registry)))
-    start_metrics(settings.metrics_listen)
+    start_metrics(metrics_listen)
     listener.start()
     return running
 

@@ -11,6 +11,7 @@ import grpc
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.peers import peer_identity
+from policy_engine.auth.principal import Principal
 from policy_engine.errors import (
     BundleError,
     InvalidRequestError,
@@ -170,6 +171,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._subject_limit = subject_limit
         self._rpc_limits = rpc_limits
         self._connections = connections
+        # Without caller authentication every caller is the same anonymous principal: make it once.
+        self._anonymous: Principal | None = (
+            None if authenticator.enabled else authenticator.authenticate(None, None)
+        )
+        # The system policy reads only the caller's scopes and the method, so its answer is
+        # remembered per (scopes, method) when the authorizer is the stock one.
+        self._memo_allowed = type(authorizer) is RpcAuthorizer
+        self._allowed: dict[tuple[frozenset[str], str], bool] = {}
 
     async def intercept_service(
         self,
@@ -231,13 +240,15 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             raise RateLimitedError("too many concurrent requests on this connection", 0.05)
 
     def _admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
-        authorization = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                authorization = value if isinstance(value, str) else None
-        identity = peer_identity(context.auth_context())
-        principal = self._authenticator.authenticate(authorization, identity)
-        if not self._authorizer.allowed(principal, method):
+        principal = self._anonymous
+        if principal is None:
+            authorization = None
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization":
+                    authorization = value if isinstance(value, str) else None
+            identity = peer_identity(context.auth_context())
+            principal = self._authenticator.authenticate(authorization, identity)
+        if not self._authorized(principal, method):
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
         rpc = method.rsplit("/", 1)[-1]
         wait = self._rpc_limits.get(rpc, self._caller_limit).try_acquire(f"{rpc}|{principal.id}" if rpc in self._rpc_limits else principal.id)
@@ -250,3 +261,15 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 raise RateLimitedError("rate limit exceeded for this subject", wait)
         current_principal.set(principal)
         bind_request(rpc=method, caller=principal.id)
+
+    def _authorized(self, principal: Principal, method: str) -> bool:
+        if not self._memo_allowed:
+            return self._authorizer.allowed(principal, method)
+        key = (principal.scopes, method)
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            allowed = self._authorizer.allowed(principal, method)
+            if len(self._allowed) >= 4096:
+                self._allowed.clear()
+            self._allowed[key] = allowed
+        return allowed

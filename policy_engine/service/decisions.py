@@ -11,17 +11,18 @@ meanwhile.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from policy_engine.actions import Action, ActionDecision, Party, ResourceRef, decide_action
+from policy_engine.actions import Action, ActionDecision, Party, ResourceRef, decide_action, party_entity
 from policy_engine.audit import AuditSink, DecisionRecord, NullSink
 from policy_engine.auth.subjects import SubjectTokenResolver
-from policy_engine.engine import MatchedRule
+from policy_engine.engine import Entity, MatchedRule
 from policy_engine.errors import InvalidRequestError
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
@@ -29,7 +30,14 @@ from policy_engine.service.explain import explain_denial
 from policy_engine.service.listing import Listing, list_allowed
 from policy_engine.service.policies import LoadedPolicy, PolicyRegistry
 from policy_engine.service.threats import ThreatMonitor
-from policy_engine.service.validation import validate_action, validate_types
+from policy_engine.service.validation import (
+    validate_action,
+    validate_item,
+    validate_item_types,
+    validate_party_types,
+    validate_resource,
+    validate_types,
+)
 
 __all__ = [
     "DEFAULT_POLICY_SET",
@@ -195,34 +203,62 @@ class DecisionService:
         started = time.perf_counter()
         action = request.action
         verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
-        action = replace(action, subject=verified.subject, actor=verified.actor)
+        if verified.subject is not action.subject or verified.actor is not action.actor:
+            action = replace(action, subject=verified.subject, actor=verified.actor)
         validate_action(action)
-        policy = await self._policy(request.policy_set, request.min_version, timeout)
+        policy = self._loaded(request.policy_set, request.min_version) or await self._policy(
+            request.policy_set, request.min_version, timeout
+        )
         bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         _refuse_role_names(policy, action.subject, action.actor)
         validate_types(action, policy.schema)
         decision = self._decide(policy, action)
         if request.explain:
             decision = explain_denial(policy.engine, action, decision)
+        decision_id = _decision_id()
         outcome = CheckOutcome(
             allowed=decision.allowed,
             policy_set=policy.policy_set,
             policy_version=policy.version,
-            decision_id=uuid.uuid4().hex,
+            decision_id=decision_id,
             reason=decision.reason,
             matched=decision.matched,
             denied_party=decision.denied_party,
             failure=decision.failure,
         )
-        self._record(policy, action, decision, outcome.decision_id, request.request_id, request.caller, started)
-        log.debug("decided", extra={"decision_id": outcome.decision_id, "allowed": outcome.allowed})
+        elapsed = time.perf_counter() - started
+        METRICS.count_decisions(policy.policy_set, decision.allowed)
+        METRICS.observe_decision_seconds(elapsed)
+        self._sink.record(
+            _entry(
+                policy,
+                action,
+                decision,
+                decision_id,
+                request.request_id,
+                request.caller,
+                int(elapsed * 1_000_000),
+                datetime.now(UTC),
+            )
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("decided", extra={"decision_id": decision_id, "allowed": outcome.allowed})
         return outcome
 
-    def _decide(self, policy: LoadedPolicy, action: Action) -> ActionDecision:
-        """decide_action, behind the quarantine, feeding the threat signals."""
+    def _decide(
+        self,
+        policy: LoadedPolicy,
+        action: Action,
+        subject: Entity | None = None,
+        actor: Entity | None = None,
+    ) -> ActionDecision:
+        """decide_action, behind the quarantine, feeding the threat signals.
+
+        `subject` and `actor`: the parties already bound as entities, when a batch shares them.
+        """
         threats = self._threats
         if threats is None:
-            return decide_action(policy.engine, action)
+            return decide_action(policy.engine, action, subject=subject, actor=actor)
         for role, party in (("subject", action.subject), ("actor", action.actor)):
             if party is not None and threats.is_quarantined(action.tenant, party.id):
                 return ActionDecision(
@@ -231,57 +267,19 @@ class DecisionService:
                     denied_party=role,
                     failure="quarantined",
                 )
-        decision = decide_action(policy.engine, action)
+        decision = decide_action(policy.engine, action, subject=subject, actor=actor)
         if not decision.allowed:
             threats.observe(action.tenant, action.subject.id, "subject", False)
             if action.actor is not None:
                 threats.observe(action.tenant, action.actor.id, "actor", False)
         return decision
 
-    def _record(
-        self,
-        policy: LoadedPolicy,
-        action: Action,
-        decision: ActionDecision,
-        decision_id: str,
-        request_id: str,
-        caller: str,
-        started: float,
-    ) -> None:
-        elapsed = time.perf_counter() - started
-        METRICS.decisions.labels(policy.policy_set, "allow" if decision.allowed else "deny").inc()
-        METRICS.decision_seconds.observe(elapsed)
-        actor = action.actor
-        self._sink.record(
-            DecisionRecord(
-                decision_id=decision_id,
-                decided_at=datetime.now(UTC),
-                policy_set=policy.policy_set,
-                policy_version=policy.version,
-                tenant=action.tenant,
-                subject=action.subject.id,
-                actor=actor.id if actor is not None else "",
-                caller=caller,
-                action=action.action,
-                resource=action.resource.key,
-                allowed=decision.allowed,
-                rule=decision.matched[0].text if decision.matched else "",
-                reason=decision.reason,
-                request_id=request_id,
-                latency_us=int(elapsed * 1_000_000),
-                attributes={
-                    "subject": action.subject.attributes,
-                    "actor": actor.attributes if actor is not None else {},
-                    "resource": action.resource.attributes,
-                    "context": action.context,
-                },
-            )
-        )
-
     def _verified(self, principal: Principal) -> Principal:
         verified = self._subjects.resolve(
             principal.tenant, principal.subject, principal.actor, principal.subject_token
         )
+        if verified.subject is principal.subject and verified.actor is principal.actor:
+            return principal
         return replace(principal, subject=verified.subject, actor=verified.actor)
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
@@ -290,14 +288,9 @@ class DecisionService:
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
         _refuse_role_names(policy, principal.subject, principal.actor)
-        ids = _DecisionIds()
-        bare = _bare(principal)
-        results = tuple(
-            self._decide_item(
-                policy, principal, bare, item, f"items[{index}].", request.explain, ids, request.request_id
-            )
-            for index, item in enumerate(request.items)
-        )
+        batch = _Batch(self, policy, principal, request.request_id, request.explain)
+        results = tuple(batch.decide(item, "items", index) for index, item in enumerate(request.items))
+        batch.finish()
         log.debug(
             "batch %s %s v%d items=%d", request.request_id, policy.policy_set, policy.version, len(results)
         )
@@ -311,17 +304,17 @@ class DecisionService:
         _refuse_role_names(policy, principal.subject, principal.actor)
         allowed: list[int] = []
         denied: list[tuple[int, ItemOutcome]] = []
-        ids = _DecisionIds()
-        bare = _bare(principal)
+        # The action and the context are the request's, validated with the shared part.
+        batch = _Batch(
+            self, policy, principal, request.request_id, request.explain, request.action, request.context
+        )
         for index, candidate in enumerate(request.candidates):
-            item = BatchItem(request.action, candidate.resource, request.context, "", candidate.invalid)
-            outcome = self._decide_item(
-                policy, principal, bare, item, f"candidates[{index}].", request.explain, ids, request.request_id
-            )
+            outcome = batch.decide(candidate, "candidates", index)
             if outcome.allowed:
                 allowed.append(index)
             else:
                 denied.append((index, outcome))
+        batch.finish()
         return FilterOutcome(policy.policy_set, policy.version, tuple(allowed), tuple(denied))
 
     async def list_allowed(self, request: ListInput, timeout: float | None = None) -> ListOutcome:
@@ -347,54 +340,171 @@ class DecisionService:
         )
         return ListOutcome(policy.policy_set, policy.version, listing)
 
-    def _decide_item(
+    async def _policy(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
+        return await self._registry.at_least(policy_set or DEFAULT_POLICY_SET, min_version, timeout)
+
+    def _loaded(self, policy_set: str, min_version: int) -> LoadedPolicy | None:
+        """The set's policy when it is loaded and recent enough already (no need to wait)."""
+        policy = self._registry.snapshot().get(policy_set or DEFAULT_POLICY_SET)
+        if policy is not None and policy.version >= min_version:
+            return policy
+        return None
+
+
+class _Batch:
+    """The decisions of one BatchCheck or FilterAllowed, made with one policy version.
+
+    What the items share is prepared once: the parties bound as entities, their attribute types
+    checked (an error there is still each item's own error, in the order validate_types finds it),
+    the decision ids. The items are logged and counted when the batch is done; each item's
+    latency is the batch's time divided by the number of items decided.
+    """
+
+    def __init__(
         self,
+        service: DecisionService,
         policy: LoadedPolicy,
         principal: Principal,
-        bare: Principal,
-        item: BatchItem,
-        where: str,
-        explain: bool,
-        decision_id: Callable[[], str],
         request_id: str,
-    ) -> ItemOutcome:
-        if item.invalid is not None:
-            return _invalid(item.invalid, where)
-        started = time.perf_counter()
-        action = Action(
-            tenant=principal.tenant,
-            subject=principal.subject,
-            action=item.action,
-            resource=item.resource,
-            actor=principal.actor,
-            context=item.context,
-        )
+        explain: bool,
+        action: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._started = time.perf_counter()
+        self._service = service
+        self._policy = policy
+        self._principal = principal
+        self._request_id = request_id
+        self._explain = explain
+        # FilterAllowed: one action and context for every candidate, validated with the shared part.
+        self._action = action
+        self._context = context
+        self._subject = party_entity(principal.subject)
+        self._actor = party_entity(principal.actor) if principal.actor is not None else None
+        self._party_error: InvalidRequestError | None = None
         try:
-            # The shared part (with its attributes) was validated once for the whole request.
-            validate_action(
-                Action(bare.tenant, bare.subject, item.action, item.resource, bare.actor, item.context)
-            )
-            validate_types(action, policy.schema)
+            validate_party_types(policy.schema, principal.subject, principal.actor)
         except InvalidRequestError as exc:
-            return _invalid(exc, where)
-        decision = self._decide(policy, action)
-        if explain:
+            self._party_error = exc
+        self._ids = _DecisionIds()
+        self._decided: list[tuple[Action, ActionDecision, str, str]] = []
+
+    def decide(self, item: BatchItem, where: str, index: int) -> ItemOutcome:
+        if item.invalid is not None:
+            return _invalid(item.invalid, f"{where}[{index}].")
+        principal = self._principal
+        policy = self._policy
+        action_name = self._action if self._action is not None else item.action
+        context = self._context if self._context is not None else item.context
+        try:
+            if self._action is None:
+                validate_item(action_name, item.resource, context)
+            else:
+                validate_resource(item.resource)
+            if self._party_error is not None:
+                raise self._party_error
+            validate_item_types(policy.schema, item.resource, context)
+        except InvalidRequestError as exc:
+            return _invalid(exc, f"{where}[{index}].")
+        action = Action(principal.tenant, principal.subject, action_name, item.resource, principal.actor, context)
+        decision = self._service._decide(policy, action, self._subject, self._actor)  # noqa: SLF001
+        if self._explain:
             decision = explain_denial(policy.engine, action, decision)
-        outcome = ItemOutcome(
+        decision_id = self._ids()
+        self._decided.append((action, decision, decision_id, item.request_id or self._request_id))
+        return ItemOutcome(
             allowed=decision.allowed,
             reason=decision.reason,
-            decision_id=decision_id(),
+            decision_id=decision_id,
             matched=decision.matched,
             denied_party=decision.denied_party,
             failure=decision.failure,
         )
-        self._record(
-            policy, action, decision, outcome.decision_id, item.request_id or request_id, principal.caller, started
-        )
-        return outcome
 
-    async def _policy(self, policy_set: str, min_version: int, timeout: float | None) -> LoadedPolicy:
-        return await self._registry.at_least(policy_set or DEFAULT_POLICY_SET, min_version, timeout)
+    def finish(self) -> None:
+        """Count, time and log every decision made (an audit record each)."""
+        decided = self._decided
+        count = len(decided)
+        if not count:
+            return
+        each = (time.perf_counter() - self._started) / count
+        policy = self._policy
+        allowed = sum(1 for _, decision, _, _ in decided if decision.allowed)
+        if allowed:
+            METRICS.count_decisions(policy.policy_set, True, allowed)
+        if allowed < count:
+            METRICS.count_decisions(policy.policy_set, False, count - allowed)
+        METRICS.observe_decision_seconds(each, count)
+        latency_us = int(each * 1_000_000)
+        decided_at = datetime.now(UTC)
+        caller = self._principal.caller
+        record = self._service._sink.record  # noqa: SLF001
+        for action, decision, decision_id, request_id in decided:
+            record(_entry(policy, action, decision, decision_id, request_id, caller, latency_us, decided_at))
+
+
+def _decision_id() -> str:
+    """A random 128-bit decision id, 32 hex digits."""
+    return os.urandom(16).hex()
+
+
+# DecisionRecord is a plain frozen dataclass: building it through its generated __init__ costs
+# one object.__setattr__ per field. Filling its __dict__ directly makes the same object (equal,
+# same fields) for a tenth of the cost; any change to the class that this would skip
+# (__post_init__, slots, defaults computed in __init__) turns the shortcut off.
+_ENTRY_FIELDS = frozenset({
+    "decision_id", "decided_at", "policy_set", "policy_version", "tenant", "subject", "actor",
+    "caller", "action", "resource", "allowed", "rule", "reason", "request_id", "latency_us",
+    "attributes",
+})
+_FAST_RECORD = (
+    {f.name for f in fields(DecisionRecord)} == _ENTRY_FIELDS
+    and not hasattr(DecisionRecord, "__post_init__")
+    and not hasattr(DecisionRecord, "__slots__")
+    and all(f.init for f in fields(DecisionRecord))
+)
+
+
+def _entry(
+    policy: LoadedPolicy,
+    action: Action,
+    decision: ActionDecision,
+    decision_id: str,
+    request_id: str,
+    caller: str,
+    latency_us: int,
+    decided_at: datetime,
+) -> DecisionRecord:
+    """The audit record of one decision."""
+    actor = action.actor
+    values = {
+        "decision_id": decision_id,
+        "decided_at": decided_at,
+        "policy_set": policy.policy_set,
+        "policy_version": policy.version,
+        "tenant": action.tenant,
+        "subject": action.subject.id,
+        "actor": actor.id if actor is not None else "",
+        "caller": caller,
+        "action": action.action,
+        "resource": action.resource.key,
+        "allowed": decision.allowed,
+        "rule": decision.matched[0].text if decision.matched else "",
+        "reason": decision.reason,
+        "request_id": request_id,
+        "latency_us": latency_us,
+        "attributes": {
+            "subject": action.subject.attributes,
+            "actor": actor.attributes if actor is not None else {},
+            "resource": action.resource.attributes,
+            "context": action.context,
+        },
+    }
+    if not _FAST_RECORD:
+        return DecisionRecord(**values)
+    record = object.__new__(DecisionRecord)
+    record.__dict__.update(values)
+    return record
 
 
 def _probe(
@@ -433,12 +543,6 @@ class _DecisionIds:
     def __call__(self) -> str:
         self._next += 1
         return f"{self._prefix}{self._next:08x}"
-
-
-def _bare(principal: Principal) -> Principal:
-    """The principal without attributes: what is left to validate per item once it passed as a whole."""
-    actor = Party(principal.actor.id) if principal.actor is not None else None
-    return Principal(principal.tenant, Party(principal.subject.id), actor)
 
 
 def _invalid(error: InvalidRequestError, where: str) -> ItemOutcome:

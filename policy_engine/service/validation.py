@@ -12,17 +12,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from policy_engine import limits
-from policy_engine.actions import Action, Party
-from policy_engine.bundle.schema import AttributeSchema
+from policy_engine.actions import Action, Party, ResourceRef
+from policy_engine.bundle.schema import AttributeSchema, AttributeType
 from policy_engine.errors import InvalidRequestError
 
-__all__ = ["validate_action", "validate_types"]
+__all__ = [
+    "validate_action",
+    "validate_item",
+    "validate_item_types",
+    "validate_party_types",
+    "validate_resource",
+    "validate_types",
+]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Names a str already has would shadow the attribute in a matcher (r.sub.count is str.count).
 _SHADOWED = frozenset(name for name in dir(str) if not name.startswith("_"))
+
+# The checks of a text field and of a resource id are pure functions of the string, and most
+# requests repeat the same few ids: remember the strings that passed (bounded; forgetting one
+# only means checking it again).
+_MEMO_LIMIT = 65_536
+_VALID_TEXT: set[str] = set()
+_VALID_RESOURCE_IDS: set[str] = set()
 
 
 def validate_action(action: Action) -> None:
@@ -32,21 +46,49 @@ def validate_action(action: Action) -> None:
     _party("subject", action.subject)
     if action.actor is not None:
         _party("actor", action.actor)
-    _text("resource.kind", action.resource.kind, required=False)
-    if action.resource.kind != action.resource.kind.lower():
-        raise InvalidRequestError("resource.kind", "must be lowercase")
-    _text("resource.id", action.resource.id)
-    _resource_id(action.resource.id)
-    _attributes("resource.attributes", action.resource.attributes)
+    validate_resource(action.resource)
     _attributes("context", action.context)
 
 
+def validate_item(action: str, resource: ResourceRef, context: Mapping[str, Any]) -> None:
+    """validate_action for what one batch item adds to a shared part (tenant, subject, actor)
+    that passed already: the same checks, in the same order, of the remaining fields."""
+    _text("action", action)
+    validate_resource(resource)
+    _attributes("context", context)
+
+
+def validate_resource(resource: ResourceRef) -> None:
+    """The resource's part of validate_action: kind, id, attributes."""
+    kind = resource.kind
+    if kind:
+        _text("resource.kind", kind, required=False)
+        if kind != kind.lower():
+            raise InvalidRequestError("resource.kind", "must be lowercase")
+    resource_id = resource.id
+    if resource_id not in _VALID_RESOURCE_IDS:
+        _text("resource.id", resource_id)
+        _resource_id(resource_id)
+        _remember(_VALID_RESOURCE_IDS, resource_id)
+    _attributes("resource.attributes", resource.attributes)
+
+
+def _remember(memo: set[str], value: str) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo.add(value)
+
+
 def _party(name: str, party: Party) -> None:
-    _text(f"{name}.id", party.id)
-    _attributes(f"{name}.attributes", party.attributes)
+    if party.id not in _VALID_TEXT:
+        _text(f"{name}.id", party.id)
+    if party.attributes:
+        _attributes(f"{name}.attributes", party.attributes)
 
 
 def _text(field: str, value: str, *, required: bool = True) -> None:
+    if value in _VALID_TEXT:
+        return
     if not value:
         if required:
             raise InvalidRequestError(field, "is required")
@@ -59,6 +101,7 @@ def _text(field: str, value: str, *, required: bool = True) -> None:
         raise InvalidRequestError(field, "has leading or trailing whitespace")
     if "*" in value or "?" in value:
         raise InvalidRequestError(field, "contains a wildcard character (* or ?)")
+    _remember(_VALID_TEXT, value)
 
 
 def _resource_id(value: str) -> None:
@@ -74,6 +117,8 @@ def _resource_id(value: str) -> None:
 
 
 def _attributes(field: str, attributes: Mapping[str, Any]) -> None:
+    if not attributes:
+        return
     if len(attributes) > limits.MAX_ATTRIBUTES:
         raise InvalidRequestError(field, f"has more than {limits.MAX_ATTRIBUTES} attributes")
     for name, value in attributes.items():
@@ -101,8 +146,42 @@ def _value(field: str, value: Any, depth: int) -> None:
 
 def validate_types(action: Action, schema: AttributeSchema) -> None:
     """Refuse attributes whose type differs from what the policy set's schema expects."""
-    schema.check("subject", action.subject.attributes, "subject.attributes")
-    if action.actor is not None:
-        schema.check("actor", action.actor.attributes, "actor.attributes")
-    schema.check("resource", action.resource.attributes, "resource.attributes", action.resource.kind)
-    schema.check("context", action.context, "context")
+    validate_party_types(schema, action.subject, action.actor)
+    validate_item_types(schema, action.resource, action.context)
+
+
+def validate_party_types(schema: AttributeSchema, subject: Party, actor: Party | None) -> None:
+    """validate_types for the subject and the actor (what the items of a batch share)."""
+    _check_types(schema, "subject", subject.attributes, "subject.attributes")
+    if actor is not None:
+        _check_types(schema, "actor", actor.attributes, "actor.attributes")
+
+
+def validate_item_types(schema: AttributeSchema, resource: ResourceRef, context: Mapping[str, Any]) -> None:
+    """validate_types for the resource and the context."""
+    _check_types(schema, "resource", resource.attributes, "resource.attributes", resource.kind)
+    _check_types(schema, "context", context, "context")
+
+
+def _check_types(
+    schema: AttributeSchema, party: str, attributes: Mapping[str, Any], field_prefix: str, kind: str = ""
+) -> None:
+    # No attributes: only a required attribute can be missing, and most parties have none.
+    if attributes or _has_required(schema, party):
+        schema.check(party, attributes, field_prefix, kind)
+
+
+_REQUIRED: dict[tuple[int, str], tuple[AttributeSchema, bool]] = {}
+
+
+def _has_required(schema: AttributeSchema, party: str) -> bool:
+    key = (id(schema), party)
+    known = _REQUIRED.get(key)
+    if known is not None and known[0] is schema:
+        return known[1]
+    specs: Mapping[str, AttributeType] = schema.parties.get(party, {})
+    required = any(spec.required for spec in specs.values())
+    if len(_REQUIRED) >= 256:
+        _REQUIRED.clear()
+    _REQUIRED[key] = (schema, required)  # holds the schema, so its id is not reused meanwhile
+    return required
