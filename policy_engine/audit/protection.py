@@ -50,6 +50,8 @@ from policy_engine.audit.errors import AttributeDecryptionError, AttributeKeyErr
 __all__ = ["AttributeProtector"]
 
 _VERSION = "v1"
+# Built once: json.dumps with these options would build a new encoder on every call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 _ENV_PREFIX = "POLICY_ENGINE_AUDIT_"
 
 
@@ -134,9 +136,7 @@ class AttributeProtector:
             values = remaining.get(entity)
             if values is not None and name in values:
                 hashed[path] = self.hash_value(values.pop(name))
-        plaintext = json.dumps(
-            remaining, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        ).encode("utf-8")
+        plaintext = _CANONICAL_JSON.encode(remaining).encode("utf-8")
         nonce = os.urandom(12)
         sealed = self._ciphers[self._active].encrypt(nonce, plaintext, self._active.encode())
         token = base64.b64encode(nonce + sealed).decode("ascii")
@@ -162,7 +162,7 @@ class AttributeProtector:
 
     def hash_value(self, value: Any) -> str:
         """The keyed hash stored for a hashed attribute's value."""
-        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        canonical = _CANONICAL_JSON.encode(value)
         digest = hmac.new(self._hash_key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
         return f"hmac-sha256:{digest}"
 

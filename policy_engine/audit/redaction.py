@@ -41,7 +41,15 @@ _TOKEN_SHAPED = re.compile(
 
 def redact(value: Any) -> Any:
     """`value` with credential-named keys removed and token-shaped strings replaced, recursively."""
-    if isinstance(value, Mapping):
+    # Concrete types first: an ABC isinstance check per scalar is most of the cost otherwise.
+    kind = type(value)
+    if kind is str:
+        return REDACTED if _TOKEN_SHAPED.match(value) else value
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        if not value:
+            return {}
         return {
             str(key): redact(item)
             for key, item in value.items()
@@ -52,3 +60,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, str) and _TOKEN_SHAPED.match(value):
         return REDACTED
     return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})

@@ -261,7 +261,7 @@ class DecisionLog:
                 "latency_us": int(entry.latency_us),
                 "key_id": key_id,
                 "attributes": ciphertext,
-                "hashed_attributes": json.dumps(hashed, sort_keys=True),
+                "hashed_attributes": json.dumps(hashed, sort_keys=True) if hashed else "{}",
             }
             for name in _TEXT_FIELDS:
                 # PostgreSQL text cannot hold NUL; one such row would block the log forever.
