@@ -41,6 +41,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
       retention_days: 90
       on_loss: count                 # or fail_closed
       queue_size: 10000
+      writer: process                # or thread (in the serving process)
     threats:
       default: {denials: 20, window_seconds: 60, quarantine_seconds: 900}
       tenants: {acme: {denials: 10, window_seconds: 30, quarantine_seconds: 3600}}
@@ -165,6 +166,9 @@ class AuditSettings:
     retention_days: int | None = None
     on_loss: str = "count"
     queue_size: int = 10_000
+    # "process": the writer runs in a child process, off the serving process's GIL;
+    # "thread": in the serving process (lighter to start, e.g. for tests).
+    writer: str = "process"
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,7 @@ def load_config(path: Path) -> FileConfig:
             retention_days=retention,
             on_loss=on_loss,
             queue_size=audit.get("queue_size", int, 10_000),
+            writer=_choice(audit, "writer", ("process", "thread"), "process"),
         ),
         threats=ThreatSettings(
             default=_threat(threats.optional("default")),
@@ -254,6 +259,13 @@ def load_config(path: Path) -> FileConfig:
         ),
         metrics_listen=metrics.get("listen", str),
     )
+
+
+def _choice(section: _Section, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = section.get(key, str, default)
+    if value not in choices:
+        raise ConfigError(f"{section.where}.{key}: must be one of {', '.join(choices)}")
+    return value
 
 
 def _threat(section: _Section | None) -> tuple[int, float, float]:

@@ -69,7 +69,9 @@ def running_server(
             reload_interval=reload_interval,
             grace_seconds=0.5,
             security=security if security is not None else SecuritySettings(),
-            audit=audit if audit is not None else AuditSettings(spill_dir=Path(scratch) / "audit"),
+            audit=audit
+            if audit is not None
+            else AuditSettings(spill_dir=Path(scratch) / "audit", writer="thread"),
             threats=threats if threats is not None else ThreatSettings(),
         )
         loop = asyncio.new_event_loop()

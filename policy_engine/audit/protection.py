@@ -78,10 +78,15 @@ class AttributeProtector:
                 raise AttributeKeyError(f"hashed attribute {path!r}: write it as <entity>.<name>")
         if paths and not hash_key:
             raise AttributeKeyError("hashed attributes are configured but no hash key is")
-        self._ciphers = {key_id: AESGCM(bytes(key)) for key_id, key in keys.items()}
+        self._keys = {key_id: bytes(key) for key_id, key in keys.items()}
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in self._keys.items()}
         self._active = active_key_id
         self._hashed = paths
         self._hash_key = bytes(hash_key) if hash_key else b""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable, so the writer process can be handed the same keys.
+        return (AttributeProtector, (self._keys, self._active, self._hashed, self._hash_key or None))
 
     @property
     def active_key_id(self) -> str:

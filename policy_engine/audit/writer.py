@@ -136,6 +136,11 @@ class DecisionLog:
         except queue.Full:
             self._lose(1, "the decision log queue is full")
 
+    def put(self, entry: DecisionRecord, timeout: float | None = None) -> None:
+        """Queue `entry`, waiting for room: for a feeder that owns a bounded queue of its own
+        (the writer process), where waiting is backpressure, not a decision's latency."""
+        self._queue.put(entry, timeout=timeout)
+
     def close(self, timeout: float = 10.0) -> None:
         """Drain the queue to the database or the spill file, then stop (clean shutdown)."""
         if self._closed:

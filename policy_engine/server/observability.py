@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 from policy_engine.audit import AttributeProtector, AuditSink, DecisionLog, NullSink, Retention
+from policy_engine.audit.process import DecisionLogProcess
 from policy_engine.config import AuditSettings, ThreatSettings, split_host_port
 from policy_engine.metrics import METRICS
 from policy_engine.service.policies import PolicyRegistry
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def build_audit(
-    audit: AuditSettings, database: Engine, listen: str
+    audit: AuditSettings, database: Engine, listen: str, db_url: str
 ) -> tuple[AuditSink, Retention | None, AttributeProtector | None]:
     """The decision log (or a NullSink when disabled), its retention job, and its keys."""
     if not audit.enabled:
@@ -34,14 +35,25 @@ def build_audit(
     replica_id = audit.replica_id or os.environ.get("POLICY_ENGINE_REPLICA_ID") or (
         f"{socket.gethostname()}:{split_host_port(listen)[1]}"
     )
-    sink = DecisionLog(
-        database,
-        replica_id=replica_id,
-        spill_dir=audit.spill_dir,
-        protector=protector,
-        queue_size=audit.queue_size,
-        on_loss=audit.on_loss,
-    )
+    sink: AuditSink
+    if audit.writer == "process":
+        sink = DecisionLogProcess(
+            db_url,
+            replica_id=replica_id,
+            spill_dir=Path(audit.spill_dir).resolve(),
+            protector=protector,
+            queue_size=audit.queue_size,
+            on_loss=audit.on_loss,
+        )
+    else:
+        sink = DecisionLog(
+            database,
+            replica_id=replica_id,
+            spill_dir=audit.spill_dir,
+            protector=protector,
+            queue_size=audit.queue_size,
+            on_loss=audit.on_loss,
+        )
     retention = None
     if audit.retention_days:
         retention = Retention(DecisionLogRepository(database), audit.retention_days)

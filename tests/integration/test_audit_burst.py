@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import pytest
 
+from policy_engine.config import AuditSettings
 from policy_engine.store import ensure_schema, open_database
 from policy_engine.store.decision_log import DecisionLogRepository
 from policy_engine.testing import running_server
@@ -15,12 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("web_search", "sql_query", "shell_exec", "email_send", "calculator")
 
 
-def test_ten_thousand_decisions_each_logged_once(database_url: str) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_ten_thousand_decisions_each_logged_once(database_url: str, writer: str, tmp_path: Path) -> None:
     """10,000 decisions (10 batches of 1,000 items) leave 10,000 distinct entries and an intact chain."""
     engine = open_database(database_url)
     ensure_schema(engine, database_url)
     decision_ids: list[str] = []
-    with running_server(ROOT / "policies", db_url=database_url) as server, grpc.insecure_channel(server.target) as ch:
+    audit = AuditSettings(spill_dir=tmp_path / "audit", writer=writer)
+    with running_server(ROOT / "policies", db_url=database_url, audit=audit) as server, grpc.insecure_channel(server.target) as ch:
         stub = authorization_pb2_grpc.AuthorizationServiceStub(ch)
         for batch in range(10):
             items = [
