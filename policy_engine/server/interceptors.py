@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.peers import peer_identity
@@ -46,6 +47,8 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NoActiveVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (UnsupportedError, grpc.StatusCode.UNIMPLEMENTED),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    # fail-closed audit: the decision's entry cannot be kept, so no decision is given
+    (AuditUnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
 
@@ -76,13 +79,10 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method = handler_call_details.method
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
                     return await inner(request, context)
                 except grpc.aio.AbortError:
@@ -90,46 +90,43 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as exc:
                     await _abort(context, exc, method)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
+            return call
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        def stream(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 try:
-                    async for item in inner_stream(request, context):
+                    async for item in inner(request, context):
                         yield item
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
                     await _abort(context, exc, method)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            inner_bidi = handler.stream_stream
+            return call
 
-            async def bidi(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                try:
-                    async for item in inner_bidi(requests, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc, method)
+        return _rewrap(handler, unary, stream)
 
-            return grpc.stream_stream_rpc_method_handler(
-                bidi,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler | None,
+    unary: Callable[[Any], Any],
+    stream: Callable[[Any], Any],
+) -> grpc.RpcMethodHandler | None:
+    """The same handler with its behaviour wrapped: `unary` for unary-unary, `stream` for
+    server- and bidi-streaming methods (the only shapes this service has)."""
+    if handler is None:
+        return None
+    codecs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **codecs)
+    return handler
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
@@ -190,10 +187,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(UNGUARDED_PREFIX):
             return handler
         guard = self
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 peer = context.peer()
                 guard._enter(peer)
                 try:
@@ -202,38 +198,18 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     guard._connections.leave(peer)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
+            return call
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        def stream(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                # For a bidi stream `request` is the request iterator: it has no subject to limit.
                 guard._admit(request, context, method)
-                async for item in inner_stream(request, context):
+                async for item in inner(request, context):
                     yield item
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            inner_bidi = handler.stream_stream
+            return call
 
-            async def bidi(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                guard._admit(None, context, method)
-                async for item in inner_bidi(requests, context):
-                    yield item
-
-            return grpc.stream_stream_rpc_method_handler(
-                bidi,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return _rewrap(handler, unary, stream)
 
     def _enter(self, peer: str) -> None:
         if not self._connections.enter(peer):
@@ -251,7 +227,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if not self._authorized(principal, method):
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
         rpc = method.rsplit("/", 1)[-1]
-        wait = self._rpc_limits.get(rpc, self._caller_limit).try_acquire(f"{rpc}|{principal.id}" if rpc in self._rpc_limits else principal.id)
+        limiter = self._rpc_limits.get(rpc)
+        if limiter is None:
+            wait = self._caller_limit.try_acquire(principal.id)
+        else:
+            wait = limiter.try_acquire(f"{rpc}|{principal.id}")
         if wait:
             raise RateLimitedError(f"rate limit exceeded for caller {principal.id!r}", wait)
         subject = getattr(getattr(request, "subject", None), "id", "")
