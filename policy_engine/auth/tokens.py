@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ from policy_engine.errors import UnauthenticatedError
 __all__ = ["ASYMMETRIC_ALGORITHMS", "MAX_TOKEN_BYTES", "TokenVerifier"]
 
 MAX_TOKEN_BYTES = 8 * 1024
+_CACHE_SIZE = 10_000
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 
@@ -63,9 +66,25 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        # Verified tokens, until they expire: a backend sends the same token on every call,
+        # and a signature check costs more than the decision it guards.
+        self._verified: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
 
     def verify(self, token: str) -> VerifiedToken:
         """The verified subject and claims, or UnauthenticatedError with a safe reason."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            verified, expires = cached
+            if time.time() < expires + self._leeway:
+                return verified
+            self._verified.pop(token, None)
+        verified = self._verify(token)
+        self._verified[token] = (verified, float(verified.claims["exp"]))
+        if len(self._verified) > _CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
+
+    def _verify(self, token: str) -> VerifiedToken:
         if len(token) > MAX_TOKEN_BYTES:
             raise UnauthenticatedError(f"token larger than {MAX_TOKEN_BYTES} bytes")
         header = _header(token)

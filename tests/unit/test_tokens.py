@@ -135,3 +135,15 @@ class TestCallerAuthenticator:
         auth = CallerAuthenticator(None, mtls=True, principals={"spiffe://acme/b": frozenset({"authz:check"})})
         principal = auth.authenticate(None, "spiffe://acme/b")
         assert (principal.id, principal.method, principal.scopes) == ("spiffe://acme/b", "mtls", {"authz:check"})
+
+
+def test_cached_token_still_expires(tmp_path: Path) -> None:
+    """A token verified once is not re-checked on every call, but stops verifying at its exp."""
+    jwks = FACTORY.write_jwks(tmp_path / "jwks.json")
+    verifier = TokenVerifier(KeySource(jwks_file=jwks), issuer=ISSUER, audience=AUDIENCE, leeway=0)
+    token = FACTORY.token(exp=int(time.time()) + 2)
+    assert verifier.verify(token).subject == "backend-service"
+    assert verifier.verify(token).subject == "backend-service"
+    time.sleep(2.5)
+    with pytest.raises(UnauthenticatedError, match="expired"):
+        verifier.verify(token)
