@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -448,23 +448,6 @@ def _decision_id() -> str:
     return os.urandom(16).hex()
 
 
-# DecisionRecord is a plain frozen dataclass: building it through its generated __init__ costs
-# one object.__setattr__ per field. Filling its __dict__ directly makes the same object (equal,
-# same fields) for a tenth of the cost; any change to the class that this would skip
-# (__post_init__, slots, defaults computed in __init__) turns the shortcut off.
-_ENTRY_FIELDS = frozenset({
-    "decision_id", "decided_at", "policy_set", "policy_version", "tenant", "subject", "actor",
-    "caller", "action", "resource", "allowed", "rule", "reason", "request_id", "latency_us",
-    "attributes",
-})
-_FAST_RECORD = (
-    {f.name for f in fields(DecisionRecord)} == _ENTRY_FIELDS
-    and not hasattr(DecisionRecord, "__post_init__")
-    and not hasattr(DecisionRecord, "__slots__")
-    and all(f.init for f in fields(DecisionRecord))
-)
-
-
 def _entry(
     policy: LoadedPolicy,
     action: Action,
@@ -477,34 +460,29 @@ def _entry(
 ) -> DecisionRecord:
     """The audit record of one decision."""
     actor = action.actor
-    values = {
-        "decision_id": decision_id,
-        "decided_at": decided_at,
-        "policy_set": policy.policy_set,
-        "policy_version": policy.version,
-        "tenant": action.tenant,
-        "subject": action.subject.id,
-        "actor": actor.id if actor is not None else "",
-        "caller": caller,
-        "action": action.action,
-        "resource": action.resource.key,
-        "allowed": decision.allowed,
-        "rule": decision.matched[0].text if decision.matched else "",
-        "reason": decision.reason,
-        "request_id": request_id,
-        "latency_us": latency_us,
-        "attributes": {
+    return DecisionRecord(
+        decision_id=decision_id,
+        decided_at=decided_at,
+        policy_set=policy.policy_set,
+        policy_version=policy.version,
+        tenant=action.tenant,
+        subject=action.subject.id,
+        actor=actor.id if actor is not None else "",
+        caller=caller,
+        action=action.action,
+        resource=action.resource.key,
+        allowed=decision.allowed,
+        rule=decision.matched[0].text if decision.matched else "",
+        reason=decision.reason,
+        request_id=request_id,
+        latency_us=latency_us,
+        attributes={
             "subject": action.subject.attributes,
             "actor": actor.attributes if actor is not None else {},
             "resource": action.resource.attributes,
             "context": action.context,
         },
-    }
-    if not _FAST_RECORD:
-        return DecisionRecord(**values)
-    record = object.__new__(DecisionRecord)
-    record.__dict__.update(values)
-    return record
+    )
 
 
 def _probe(
