@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 
-__all__ = ["SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
+__all__ = ["Guarded", "SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,3 +112,25 @@ def ensure_schema(engine: Engine, url_for_message: str) -> SchemaState:
             f"run `policy-engine db upgrade --db {url_for_message}`"
         )
     return state
+
+
+class Guarded:
+    """A connection context that turns a lost database into StoreUnavailableError.
+
+    `with Guarded(engine.begin()) as conn:`; other errors pass through as they are.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._context.__enter__()
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._context.__exit__(*exc_info)
+        except OperationalError as exc:
+            raise StoreUnavailableError("database unavailable") from exc

@@ -29,9 +29,9 @@ from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 
-from policy_engine.errors import NotFoundError, StoreError, StoreUnavailableError
+from policy_engine.errors import NotFoundError, StoreError
+from policy_engine.store.db import Guarded
 from policy_engine.store.audit_tables import (
     admin_audit,
     decision_log,
@@ -579,11 +579,11 @@ class DecisionLogRepository:
                 for row in rows
             ]
 
-    def _read(self) -> Any:
-        return _guarded(self._engine.connect())
+    def _read(self) -> Guarded:
+        return Guarded(self._engine.connect())
 
-    def _write(self) -> Any:
-        return _guarded(self._engine.begin())
+    def _write(self) -> Guarded:
+        return Guarded(self._engine.begin())
 
 
 def _rows_by_seq(conn: Connection, replica_id: str, page: int = 5000) -> Iterator[Mapping[str, Any]]:
@@ -627,22 +627,3 @@ def _stored(row: Any) -> StoredDecision:
         prev_hash=row.prev_hash,
         entry_hash=row.entry_hash,
     )
-
-
-class _guarded:  # noqa: N801 - used like a function in `with`
-    """Turns a lost database into StoreUnavailableError, keeping other errors as they are."""
-
-    def __init__(self, context: Any) -> None:
-        self._context = context
-
-    def __enter__(self) -> Connection:
-        try:
-            return self._context.__enter__()
-        except OperationalError as exc:
-            raise StoreUnavailableError("database unavailable") from exc
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self._context.__exit__(*exc_info)
-        except OperationalError as exc:
-            raise StoreUnavailableError("database unavailable") from exc

@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from policy_engine.errors import (
     NotFoundError,
     NothingToRollBackError,
     StaleActivationError,
     StoreError,
-    StoreUnavailableError,
 )
+from policy_engine.store.db import Guarded
 from policy_engine.store.decision_log import DecisionLogRepository
 from policy_engine.store.tables import activations, policy_sets, policy_versions
 
@@ -398,30 +398,13 @@ class PolicyRepository:
             .limit(1)
         )
 
-    def _read(self) -> Any:
-        return _guarded(self._engine.connect())
+    def _read(self) -> Guarded:
+        return Guarded(self._engine.connect())
 
-    def _write(self) -> Any:
-        return _guarded(self._engine.begin())
+    def _write(self) -> Guarded:
+        return Guarded(self._engine.begin())
 
 
-class _guarded:  # noqa: N801 - used like a function in `with`
-    """Turns a lost database into StoreUnavailableError, keeping other errors as they are."""
-
-    def __init__(self, context: Any) -> None:
-        self._context = context
-
-    def __enter__(self) -> Connection:
-        try:
-            return self._context.__enter__()
-        except OperationalError as exc:
-            raise StoreUnavailableError("database unavailable") from exc
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self._context.__exit__(*exc_info)
-        except OperationalError as exc:
-            raise StoreUnavailableError("database unavailable") from exc
 
 
 def _versions_query():  # type: ignore[no-untyped-def]

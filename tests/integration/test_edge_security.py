@@ -25,7 +25,7 @@ from policy_engine.config import (
 from policy_engine.metrics import METRICS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc, types_pb2
-from tests.support.credentials import AUDIENCE, ISSUER, SUBJECT_AUDIENCE, TokenFactory, make_pki
+from tests.support.credentials import AUDIENCE, ISSUER, SUBJECT_AUDIENCE, make_pki
 from tests.unit.test_tokens import ATTACKS, FACTORY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from policy_engine import limits
-from policy_engine.testing import ServerHandle, running_server
+from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 
 ROOT = Path(__file__).resolve().parents[2]

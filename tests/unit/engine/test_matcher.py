@@ -116,7 +116,7 @@ VALUES = [
 def _run(fn: Any) -> tuple[Any, ...]:
     try:
         return ("ok", fn())
-    except Exception as exc:  # noqa: BLE001 - the outcome, not the message, must agree
+    except Exception:  # noqa: BLE001 - the outcome, not the message, must agree
         return ("error",)
 
 
