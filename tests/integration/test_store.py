@@ -218,3 +218,21 @@ class TestHistory:
         repository.activate("default", 2, actor="ops", reason="b")
         assert [a.version for a in repository.list_activations("default")] == [2, 1]
         assert [a.reason for a in repository.list_activations(since_id=first.id)] == ["b"]
+
+
+def test_every_migration_applies_and_reverts_one_at_a_time(database_url: str) -> None:
+    """Each revision upgrades from the previous one and downgrades back, on both databases."""
+    from alembic.script import ScriptDirectory
+
+    from policy_engine.store.db import alembic_config
+
+    revisions = [r.revision for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
+    assert revisions[0] == "0001" and len(revisions) >= 4
+    engine = open_database(database_url)
+    for revision in revisions:
+        upgrade(engine, revision)
+        assert schema_state(engine).current == revision
+    for previous in reversed(["base", *revisions[:-1]]):
+        downgrade(engine, previous)
+        assert schema_state(engine).current == (None if previous == "base" else previous)
+    engine.dispose()
