@@ -507,7 +507,7 @@ def _validate_shared(
 
 def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:
     for name, party in (("subject.id", subject), ("actor.id", actor)):
-        if party is not None and party.id in policy.role_names:
+        if party is not None and party.id in policy.engine.role_names:
             raise InvalidRequestError(name, "names a role of the policy set, not a principal")
 
 

@@ -31,7 +31,6 @@ class LoadedPolicy:
     version: int
     sha256: str
     engine: Engine
-    role_names: frozenset[str]
     schema: AttributeSchema = AttributeSchema()
 
 
@@ -46,7 +45,6 @@ def load_version(record: VersionRecord) -> LoadedPolicy:
         version=record.number,
         sha256=record.sha256,
         engine=engine,
-        role_names=engine.role_names,
         schema=bundle_schema(bundle, engine),
     )
 
