@@ -13,8 +13,9 @@ the subject of the same request, and the answer is allow only if both are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from policy_engine.engine import Engine, Entity, MatchedRule
 from policy_engine.errors import EngineError, ModelError
@@ -22,6 +23,7 @@ from policy_engine.errors import EngineError, ModelError
 __all__ = [
     "BINDABLE_TOKENS",
     "Action",
+    "ActionBinder",
     "ActionDecision",
     "Party",
     "ResourceRef",
@@ -34,21 +36,23 @@ __all__ = [
 BINDABLE_TOKENS = frozenset({"sub", "dom", "obj", "act", "ctx"})
 
 
-@dataclass(frozen=True)
-class Party:
+# Parties and resources are built per request item: immutable records that are cheap to make.
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
+class Party(NamedTuple):
     """A subject or an actor: an id and its attributes."""
 
     id: str
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
 
 
-@dataclass(frozen=True)
-class ResourceRef:
+class ResourceRef(NamedTuple):
     """A tool, data scope, model or memory: kind, id and attributes."""
 
     kind: str
     id: str
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
 
     @property
     def key(self) -> str:
@@ -67,8 +71,7 @@ class Action:
     context: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ActionDecision:
+class ActionDecision(NamedTuple):
     """The answer for an Action: `denied_party` is "subject", "actor" or "" when allowed.
 
     `failure` says what failed when denied: "deny_rule", "no_matching_rule",
@@ -107,30 +110,12 @@ def decide_action(
 ) -> ActionDecision:
     """Decide an action: the subject, and the actor when there is one, must both be allowed.
 
-    `subject` and `actor` may carry the parties already bound as entities (`party_entity`),
-    for callers that decide many actions of the same parties (a batch).
+    `subject` and `actor` may carry the parties already bound as entities (`party_entity`).
     """
-    tokens = engine.request_tokens
-    resource = action.resource
-    obj = (
-        Entity(resource.key, {**resource.attributes, "kind": resource.kind}) if "obj" in tokens else None
+    binder = ActionBinder(
+        engine, action.tenant, action.subject, action.actor, subject_entity=subject, actor_entity=actor
     )
-    ctx = Entity("", action.context) if "ctx" in tokens else None
-    first = _decide_party(
-        engine, action, action.subject, subject or party_entity(action.subject), obj, ctx, "subject"
-    )
-    if not first.allowed or action.actor is None:
-        return first
-    second = _decide_party(
-        engine, action, action.actor, actor or party_entity(action.actor), obj, ctx, "actor"
-    )
-    if not second.allowed:
-        return replace(second, failure="actor")
-    return ActionDecision(
-        allowed=True,
-        reason=f"{first.reason}; actor {action.actor.id!r}: {second.reason}",
-        matched=first.matched + second.matched,
-    )
+    return binder.decide(action.action, action.resource, action.context)
 
 
 def party_entity(party: Party) -> Entity:
@@ -138,43 +123,85 @@ def party_entity(party: Party) -> Entity:
     return Entity(party.id, party.attributes)
 
 
-def _decide_party(
-    engine: Engine,
-    action: Action,
-    party: Party,
-    entity: Entity,
-    obj: Entity | None,
-    ctx: Entity | None,
-    role: str,
-) -> ActionDecision:
-    by_token: dict[str, Any] = {
-        "sub": entity,
-        "dom": action.tenant,
-        "obj": obj,
-        "act": action.action,
-        "ctx": ctx,
-    }
-    values = [by_token[token] for token in engine.request_tokens]
-    try:
-        decision = engine.decide(*values)
-    except EngineError as exc:
+class ActionBinder:
+    """One subject and actor in one tenant, bound once, deciding many actions.
+
+    A batch, a filter or a listing decides many actions of the same parties: their
+    entities and the model's token layout are prepared here once, so each action only
+    adds its resource, its name and its context.
+    """
+
+    __slots__ = ("_actor_entity", "_engine", "_layout", "_subject_entity", "actor", "subject", "tenant")
+
+    def __init__(
+        self,
+        engine: Engine,
+        tenant: str,
+        subject: Party,
+        actor: Party | None = None,
+        *,
+        subject_entity: Entity | None = None,
+        actor_entity: Entity | None = None,
+    ) -> None:
+        self._engine = engine
+        self.tenant = tenant
+        self.subject = subject
+        self.actor = actor
+        self._subject_entity = subject_entity or party_entity(subject)
+        self._actor_entity = (actor_entity or party_entity(actor)) if actor is not None else None
+        self._layout = tuple(_TOKEN_SLOTS[token] for token in engine.request_tokens)
+
+    def decide(self, action: str, resource: ResourceRef, context: Mapping[str, Any]) -> ActionDecision:
+        """The subject, and the actor when there is one, must both be allowed."""
+        layout = self._layout
+        obj = _resource_entity(resource) if _OBJ in layout else None
+        ctx = Entity("", context) if _CTX in layout else None
+        # slots: 0 the party, 1 the tenant, 2 the resource, 3 the action, 4 the context
+        slots = [self._subject_entity, self.tenant, obj, action, ctx]
+        first = self._decide_party(slots, self.subject, "subject")
+        actor = self.actor
+        if not first.allowed or actor is None:
+            return first
+        slots[0] = self._actor_entity
+        second = self._decide_party(slots, actor, "actor")
+        if not second.allowed:
+            return second._replace(failure="actor")
         return ActionDecision(
-            allowed=False,
-            reason=f"{role} {party.id!r}: evaluation error: {exc}",
-            denied_party=role,
-            failure="evaluation_error",
+            True, f"{first.reason}; actor {actor.id!r}: {second.reason}", first.matched + second.matched
         )
-    if decision.allowed:
-        rule = decision.matched[0].text if decision.matched else "the policy effect"
-        return ActionDecision(allowed=True, reason=f"allowed by {rule}", matched=decision.matched)
-    if decision.matched:
-        why, failure = f"denied by {decision.matched[0].text}", "deny_rule"
-    else:
-        why, failure = "no rule allows it", "no_matching_rule"
-    return ActionDecision(
-        allowed=False,
-        reason=f"{role} {party.id!r} is not allowed: {why}",
-        matched=decision.matched,
-        denied_party=role,
-        failure=failure,
-    )
+
+    def _decide_party(self, slots: list[Any], party: Party, role: str) -> ActionDecision:
+        try:
+            decision = self._engine.decide(*[slots[index] for index in self._layout])
+        except EngineError as exc:
+            return ActionDecision(False, f"{role} {party.id!r}: evaluation error: {exc}", (), role, "evaluation_error")
+        matched = decision.matched
+        if decision.allowed:
+            rule = matched[0].text if matched else "the policy effect"
+            return ActionDecision(True, f"allowed by {rule}", matched)
+        if matched:
+            why, failure = f"denied by {matched[0].text}", "deny_rule"
+        else:
+            why, failure = "no rule allows it", "no_matching_rule"
+        return ActionDecision(False, f"{role} {party.id!r} is not allowed: {why}", matched, role, failure)
+
+
+_TOKEN_SLOTS = {"sub": 0, "dom": 1, "obj": 2, "act": 3, "ctx": 4}
+_OBJ, _CTX = _TOKEN_SLOTS["obj"], _TOKEN_SLOTS["ctx"]
+
+# Most resources carry no attributes and recur across requests: their entity (immutable, and
+# remembering its own cache key) is kept, bounded; forgetting one only means building it again.
+_RESOURCE_ENTITIES: dict[tuple[str, str], Entity] = {}
+_RESOURCE_ENTITIES_LIMIT = 65_536
+
+
+def _resource_entity(resource: ResourceRef) -> Entity:
+    if resource.attributes:
+        return Entity(resource.key, {**resource.attributes, "kind": resource.kind})
+    memo_key = (resource.kind, resource.id)
+    entity = _RESOURCE_ENTITIES.get(memo_key)
+    if entity is None:
+        if len(_RESOURCE_ENTITIES) >= _RESOURCE_ENTITIES_LIMIT:
+            _RESOURCE_ENTITIES.clear()
+        entity = _RESOURCE_ENTITIES[memo_key] = Entity(resource.key, {"kind": resource.kind})
+    return entity

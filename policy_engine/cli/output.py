@@ -26,6 +26,8 @@ def print_json(stream: TextIO, value: Any) -> None:
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple record
+        return {name: to_jsonable(item) for name, item in value._asdict().items()}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):

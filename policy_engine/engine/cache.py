@@ -9,18 +9,29 @@ cached decision can never outlive the rules that made it.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from collections import OrderedDict
 from typing import Any
 
 from policy_engine.engine.types import Decision, Entity
 
-__all__ = ["DecisionCache", "cache_key"]
+__all__ = ["DecisionCache", "FailedEvaluation", "cache_key"]
 
 _ENTITY = object()
+_UNKNOWN = object()
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def _entity_key(value: Entity) -> tuple[Any, ...] | None:
+    # An Entity is immutable: its key is computed once and kept on it (a request's subject is
+    # decided against many resources, a recurring resource against many subjects).
+    known = value.__dict__.get("_cache_key", _UNKNOWN)
+    if known is _UNKNOWN:
+        known = value.__dict__["_cache_key"] = _compute_entity_key(value)
+    return known
+
+
+def _compute_entity_key(value: Entity) -> tuple[Any, ...] | None:
     attributes = value.attributes
     values = tuple(attributes.values())
     kinds = tuple(map(type, values))
@@ -60,12 +71,19 @@ def cache_key(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     return tuple(parts)
 
 
+@dataclass(frozen=True)
+class FailedEvaluation:
+    """A request whose evaluation raised: cached like a decision, raised again on a hit."""
+
+    message: str
+
+
 class DecisionCache:
     """Least-recently-used map from request key to Decision, at most `size` entries."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], Decision | FailedEvaluation] = OrderedDict()
         self._lock = threading.Lock()
         # Statistics only: unlocked increments may lose a count under threads, never a decision.
         self.hits = 0
@@ -74,7 +92,7 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[Any, ...]) -> Decision | None:
+    def get(self, key: tuple[Any, ...]) -> Decision | FailedEvaluation | None:
         # Lock-free read: each OrderedDict call is atomic; a key evicted in between only
         # loses its recency update.
         entries = self._entries
@@ -89,7 +107,7 @@ class DecisionCache:
                 pass
         return decision
 
-    def put(self, key: tuple[Any, ...], decision: Decision) -> None:
+    def put(self, key: tuple[Any, ...], decision: Decision | FailedEvaluation) -> None:
         with self._lock:
             self._entries[key] = decision
             if len(self._entries) > self.size:

@@ -15,14 +15,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from policy_engine.engine.cache import DecisionCache, cache_key
+from policy_engine.engine.cache import DecisionCache, FailedEvaluation, cache_key
 from policy_engine.engine.compiled import CompiledMatcher
 from policy_engine.engine.functions import BUILTIN_FUNCTIONS
 from policy_engine.engine.model import Model, RoleKind, parse_model
 from policy_engine.engine.roles import GraphKind, RoleGraph
 from policy_engine.engine.rules import LoadedRules, load_rules
 from policy_engine.engine.types import Decision, EnforceContext, MatchedRule
-from policy_engine.errors import RequestError
+from policy_engine.errors import EvaluationError, RequestError
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Engine"]
 
@@ -166,8 +166,15 @@ class Engine:
             return self.decide_uncached(*values)
         decision = cache.get(key)
         if decision is None:
-            decision = self.decide_uncached(*values)
+            try:
+                decision = self.decide_uncached(*values)
+            except EvaluationError as exc:
+                # As deterministic as a decision (a missing attribute stays missing): remembered too.
+                cache.put(key, FailedEvaluation(str(exc)))
+                raise
             cache.put(key, decision)
+        elif type(decision) is FailedEvaluation:
+            raise EvaluationError(decision.message)
         return decision
 
     def decide_uncached(self, *values: Any) -> Decision:

@@ -40,6 +40,8 @@ __all__ = [
     "list_response",
 ]
 
+_NO_CONTEXT: dict[str, Any] = {}  # shared by items without a context: read, never written
+
 _FAILURE = {
     "": types_pb2.FAILURE_UNSPECIFIED,
     "no_role": types_pb2.FAILURE_NO_ROLE,
@@ -107,10 +109,7 @@ def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.Ch
 def batch_input(request: authorization_pb2.BatchCheckRequest, caller: str = "") -> BatchInput:
     _bounded_request(request, "items", len(request.items))
     principal = _principal(request, caller)
-    items = tuple(
-        _item(f"items[{index}].", item.action, item.resource, item.context, item.request_id)
-        for index, item in enumerate(request.items)
-    )
+    items = tuple(_item(item.action, item.resource, item.context, item.request_id) for item in request.items)
     return BatchInput(
         principal=principal,
         items=items,
@@ -122,31 +121,31 @@ def batch_input(request: authorization_pb2.BatchCheckRequest, caller: str = "") 
 
 
 def batch_response(outcome: BatchOutcome, explain: bool) -> authorization_pb2.BatchCheckResponse:
-    return authorization_pb2.BatchCheckResponse(
-        policy_version=outcome.policy_version,
-        results=[
-            authorization_pb2.BatchCheckResult(
-                allowed=result.allowed,
-                reason=result.reason,
-                decision_id=result.decision_id,
-                error=result.error,
-                denied_party=result.denied_party,
-                failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
-                matched_rules=_rules(result.matched) if explain else (),
-            )
-            for result in outcome.results
-        ],
-    )
+    response = authorization_pb2.BatchCheckResponse(policy_version=outcome.policy_version)
+    add = response.results.add
+    for result in outcome.results:
+        # Only the fields that differ from their defaults: most results are a plain allow.
+        if result.allowed and not explain:
+            add(allowed=True, reason=result.reason, decision_id=result.decision_id)
+            continue
+        add(
+            allowed=result.allowed,
+            reason=result.reason,
+            decision_id=result.decision_id,
+            error=result.error,
+            denied_party=result.denied_party,
+            failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+            matched_rules=_rules(result.matched) if explain else (),
+        )
+    return response
 
 
 def filter_input(request: authorization_pb2.FilterAllowedRequest, caller: str = "") -> FilterInput:
     _bounded_request(request, "candidates", len(request.candidates))
     principal = _principal(request, caller)
     context = _struct(request.context, "context")
-    candidates = tuple(
-        _item(f"candidates[{index}].", request.action, resource, None, "", prefix_resource=False)
-        for index, resource in enumerate(request.candidates)
-    )
+    action = request.action
+    candidates = tuple(_item(action, resource, None, "", prefix_resource=False) for resource in request.candidates)
     return FilterInput(
         principal=principal,
         action=request.action,
@@ -164,23 +163,24 @@ def filter_response(
 ) -> authorization_pb2.FilterAllowedResponse:
     """The allowed candidates exactly as sent, and a Denial for each other one, in order."""
     candidates = request.candidates
-    return authorization_pb2.FilterAllowedResponse(
+    response = authorization_pb2.FilterAllowedResponse(
         policy_version=outcome.policy_version,
         allowed=[candidates[index] for index in outcome.allowed],
         allowed_indexes=outcome.allowed,
-        denied=[
-            authorization_pb2.Denial(
-                resource=candidates[index],
-                reason=result.reason,
-                index=index,
-                error=result.error,
-                denied_party=result.denied_party,
-                failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
-                matched_rules=_rules(result.matched) if request.explain else (),
-            )
-            for index, result in outcome.denied
-        ],
     )
+    add = response.denied.add
+    explain = request.explain
+    for index, result in outcome.denied:
+        add(
+            resource=candidates[index],
+            reason=result.reason,
+            index=index,
+            error=result.error,
+            denied_party=result.denied_party,
+            failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+            matched_rules=_rules(result.matched) if explain else (),
+        )
+    return response
 
 
 def list_input(request: authorization_pb2.ListAllowedRequest, caller: str = "") -> ListInput:
@@ -227,7 +227,6 @@ def _principal(request: _Principled, caller: str) -> Principal:
 
 
 def _item(
-    where: str,
     action: str,
     resource: types_pb2.Resource,
     context: struct_pb2.Struct | None,
@@ -235,20 +234,19 @@ def _item(
     *,
     prefix_resource: bool = True,
 ) -> BatchItem:
-    """One batch item or filter candidate; a conversion error becomes the item's own error."""
+    """One batch item or filter candidate; a conversion error becomes the item's own error
+    (its field named relative to the item: the service adds the item's position)."""
+    attributes = resource.attributes
+    if not attributes.fields and (context is None or not context.fields) and len(request_id) <= limits.MAX_ID_LENGTH:
+        return BatchItem(action, ResourceRef(resource.kind, resource.id), _NO_CONTEXT, request_id)
     resource_field = "resource.attributes" if prefix_resource else "attributes"
     try:
-        attributes = _struct(resource.attributes, resource_field)
-        item_context = _struct(context, "context") if context is not None else {}
+        converted = _struct(attributes, resource_field)
+        item_context = _struct(context, "context") if context is not None else _NO_CONTEXT
         _bounded("request_id", request_id)
     except InvalidRequestError as exc:
         return BatchItem(action, ResourceRef(resource.kind, resource.id), invalid=exc)
-    return BatchItem(
-        action=action,
-        resource=ResourceRef(kind=resource.kind, id=resource.id, attributes=attributes),
-        context=item_context,
-        request_id=request_id,
-    )
+    return BatchItem(action, ResourceRef(resource.kind, resource.id, converted), item_context, request_id)
 
 
 def _rules(matched: Iterable[MatchedRule]) -> list[types_pb2.MatchedRule]:

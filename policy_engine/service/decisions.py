@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from policy_engine.actions import Action, ActionDecision, Party, ResourceRef, decide_action, party_entity
+from policy_engine.actions import Action, ActionBinder, ActionDecision, Party, ResourceRef
 from policy_engine.audit import AuditSink, DecisionRecord, NullSink
 from policy_engine.auth.subjects import SubjectTokenResolver
-from policy_engine.engine import Entity, MatchedRule
+from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
@@ -31,6 +32,7 @@ from policy_engine.service.listing import Listing, list_allowed
 from policy_engine.service.policies import LoadedPolicy, PolicyRegistry
 from policy_engine.service.threats import ThreatMonitor
 from policy_engine.service.validation import (
+    item_types_can_fail,
     validate_action,
     validate_item,
     validate_item_types,
@@ -58,6 +60,8 @@ __all__ = [
 DEFAULT_POLICY_SET = "default"
 log = logging.getLogger(__name__)
 
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+
 # Stand-ins that pass validation, to validate a request's shared part on its own.
 _PROBE_ACTION = "probe"
 _PROBE_RESOURCE = ResourceRef("", "probe")
@@ -74,8 +78,7 @@ class CheckInput:
     caller: str = ""
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
+class CheckOutcome(NamedTuple):
     allowed: bool
     policy_set: str
     policy_version: int
@@ -97,13 +100,12 @@ class Principal:
     caller: str = ""
 
 
-@dataclass(frozen=True)
-class BatchItem:
+class BatchItem(NamedTuple):
     """One action of a batch; `invalid` is set when converting it already failed."""
 
     action: str
     resource: ResourceRef
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = _NO_CONTEXT
     request_id: str = ""
     invalid: InvalidRequestError | None = None
 
@@ -118,8 +120,7 @@ class BatchInput:
     request_id: str = ""
 
 
-@dataclass(frozen=True)
-class ItemOutcome:
+class ItemOutcome(NamedTuple):
     """One item's decision; `error` is set (and allowed is False) when the item was invalid."""
 
     allowed: bool
@@ -212,7 +213,12 @@ class DecisionService:
         bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         _refuse_role_names(policy, action.subject, action.actor)
         validate_types(action, policy.schema)
-        decision = self._decide(policy, action)
+        decision = self._decide(
+            ActionBinder(policy.engine, action.tenant, action.subject, action.actor),
+            action.action,
+            action.resource,
+            action.context,
+        )
         if request.explain:
             decision = explain_denial(policy.engine, action, decision)
         decision_id = _decision_id()
@@ -232,7 +238,12 @@ class DecisionService:
         self._sink.record(
             _entry(
                 policy,
-                action,
+                action.tenant,
+                action.subject,
+                action.actor,
+                action.action,
+                action.resource,
+                action.context,
                 decision,
                 decision_id,
                 request.request_id,
@@ -246,33 +257,34 @@ class DecisionService:
         return outcome
 
     def _decide(
-        self,
-        policy: LoadedPolicy,
-        action: Action,
-        subject: Entity | None = None,
-        actor: Entity | None = None,
+        self, binder: ActionBinder, action: str, resource: ResourceRef, context: Mapping[str, Any]
     ) -> ActionDecision:
-        """decide_action, behind the quarantine, feeding the threat signals.
+        """The binder's decision, behind the quarantine, feeding the threat signals."""
+        quarantined = self._quarantined(binder.tenant, binder.subject, binder.actor)
+        if quarantined is not None:
+            return quarantined
+        decision = binder.decide(action, resource, context)
+        if not decision.allowed:
+            self._observe_denial(binder.tenant, binder.subject, binder.actor)
+        return decision
 
-        `subject` and `actor`: the parties already bound as entities, when a batch shares them.
-        """
+    def _quarantined(self, tenant: str, subject: Party, actor: Party | None) -> ActionDecision | None:
+        """The denial every action of a quarantined subject or actor gets; None when neither is."""
         threats = self._threats
         if threats is None:
-            return decide_action(policy.engine, action, subject=subject, actor=actor)
-        for role, party in (("subject", action.subject), ("actor", action.actor)):
-            if party is not None and threats.is_quarantined(action.tenant, party.id):
-                return ActionDecision(
-                    allowed=False,
-                    reason=f"{role} {party.id!r} is quarantined",
-                    denied_party=role,
-                    failure="quarantined",
-                )
-        decision = decide_action(policy.engine, action, subject=subject, actor=actor)
-        if not decision.allowed:
-            threats.observe(action.tenant, action.subject.id, "subject", False)
-            if action.actor is not None:
-                threats.observe(action.tenant, action.actor.id, "actor", False)
-        return decision
+            return None
+        for role, party in (("subject", subject), ("actor", actor)):
+            if party is not None and threats.is_quarantined(tenant, party.id):
+                return ActionDecision(False, f"{role} {party.id!r} is quarantined", (), role, "quarantined")
+        return None
+
+    def _observe_denial(self, tenant: str, subject: Party, actor: Party | None) -> None:
+        threats = self._threats
+        if threats is None:
+            return
+        threats.observe(tenant, subject.id, "subject", False)
+        if actor is not None:
+            threats.observe(tenant, actor.id, "actor", False)
 
     def _verified(self, principal: Principal) -> Principal:
         verified = self._subjects.resolve(
@@ -354,10 +366,11 @@ class DecisionService:
 class _Batch:
     """The decisions of one BatchCheck or FilterAllowed, made with one policy version.
 
-    What the items share is prepared once: the parties bound as entities, their attribute types
-    checked (an error there is still each item's own error, in the order validate_types finds it),
-    the decision ids. The items are logged and counted when the batch is done; each item's
-    latency is the batch's time divided by the number of items decided.
+    What the items share is prepared once: the parties bound (ActionBinder), their attribute
+    types checked (an error there is still each item's own error, in the order validate_types
+    finds it), the quarantine looked up, the decision ids. The items are logged and counted
+    when the batch is done; each item's latency is the batch's time divided by the number of
+    items decided.
     """
 
     def __init__(
@@ -379,47 +392,51 @@ class _Batch:
         # FilterAllowed: one action and context for every candidate, validated with the shared part.
         self._action = action
         self._context = context
-        self._subject = party_entity(principal.subject)
-        self._actor = party_entity(principal.actor) if principal.actor is not None else None
+        self._shared_action = action is not None
+        self._types_can_fail = item_types_can_fail(policy.schema)
+        self._threats = service._threats is not None  # noqa: SLF001
+        self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
+        self._quarantined = service._quarantined(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
         self._party_error: InvalidRequestError | None = None
         try:
             validate_party_types(policy.schema, principal.subject, principal.actor)
         except InvalidRequestError as exc:
             self._party_error = exc
         self._ids = _DecisionIds()
-        self._decided: list[tuple[Action, ActionDecision, str, str]] = []
+        self._decided: list[tuple[str, ResourceRef, Mapping[str, Any], ActionDecision, str, str]] = []
 
     def decide(self, item: BatchItem, where: str, index: int) -> ItemOutcome:
-        if item.invalid is not None:
-            return _invalid(item.invalid, f"{where}[{index}].")
-        principal = self._principal
+        action_name, resource, context, request_id, invalid = item
+        if invalid is not None:
+            return _invalid(invalid, f"{where}[{index}].")
         policy = self._policy
-        action_name = self._action if self._action is not None else item.action
-        context = self._context if self._context is not None else item.context
+        if self._action is not None:
+            action_name, context = self._action, self._context
         try:
-            if self._action is None:
-                validate_item(action_name, item.resource, context)
+            if self._shared_action:
+                validate_resource(resource)
             else:
-                validate_resource(item.resource)
+                validate_item(action_name, resource, context)
             if self._party_error is not None:
                 raise self._party_error
-            validate_item_types(policy.schema, item.resource, context)
+            if resource.attributes or context or self._types_can_fail:
+                validate_item_types(policy.schema, resource, context)
         except InvalidRequestError as exc:
             return _invalid(exc, f"{where}[{index}].")
-        action = Action(principal.tenant, principal.subject, action_name, item.resource, principal.actor, context)
-        decision = self._service._decide(policy, action, self._subject, self._actor)  # noqa: SLF001
+        decision = self._quarantined
+        if decision is None:
+            decision = self._binder.decide(action_name, resource, context)
+            if not decision.allowed and self._threats:
+                principal = self._principal
+                self._service._observe_denial(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
         if self._explain:
+            principal = self._principal
+            action = Action(principal.tenant, principal.subject, action_name, resource, principal.actor, context)
             decision = explain_denial(policy.engine, action, decision)
         decision_id = self._ids()
-        self._decided.append((action, decision, decision_id, item.request_id or self._request_id))
-        return ItemOutcome(
-            allowed=decision.allowed,
-            reason=decision.reason,
-            decision_id=decision_id,
-            matched=decision.matched,
-            denied_party=decision.denied_party,
-            failure=decision.failure,
-        )
+        self._decided.append((action_name, resource, context, decision, decision_id, request_id or self._request_id))
+        allowed, reason, matched, denied_party, failure = decision
+        return ItemOutcome(allowed, reason, decision_id, "", matched, denied_party, failure)
 
     def finish(self) -> None:
         """Count, time and log every decision made (an audit record each)."""
@@ -429,7 +446,7 @@ class _Batch:
             return
         each = (time.perf_counter() - self._started) / count
         policy = self._policy
-        allowed = sum(1 for _, decision, _, _ in decided if decision.allowed)
+        allowed = sum(1 for _, _, _, decision, _, _ in decided if decision.allowed)
         if allowed:
             METRICS.count_decisions(policy.policy_set, True, allowed)
         if allowed < count:
@@ -437,10 +454,16 @@ class _Batch:
         METRICS.observe_decision_seconds(each, count)
         latency_us = int(each * 1_000_000)
         decided_at = datetime.now(UTC)
-        caller = self._principal.caller
+        principal = self._principal
+        tenant, subject, actor, caller = principal.tenant, principal.subject, principal.actor, principal.caller
         record = self._service._sink.record  # noqa: SLF001
-        for action, decision, decision_id, request_id in decided:
-            record(_entry(policy, action, decision, decision_id, request_id, caller, latency_us, decided_at))
+        for action, resource, context, decision, decision_id, request_id in decided:
+            record(
+                _entry(
+                    policy, tenant, subject, actor, action, resource, context, decision, decision_id,
+                    request_id, caller, latency_us, decided_at,
+                )
+            )
 
 
 def _decision_id() -> str:
@@ -448,9 +471,17 @@ def _decision_id() -> str:
     return os.urandom(16).hex()
 
 
+_NO_ACTOR: Mapping[str, Any] = MappingProxyType({})
+
+
 def _entry(
     policy: LoadedPolicy,
-    action: Action,
+    tenant: str,
+    subject: Party,
+    actor: Party | None,
+    action: str,
+    resource: ResourceRef,
+    context: Mapping[str, Any],
     decision: ActionDecision,
     decision_id: str,
     request_id: str,
@@ -459,28 +490,27 @@ def _entry(
     decided_at: datetime,
 ) -> DecisionRecord:
     """The audit record of one decision."""
-    actor = action.actor
     return DecisionRecord(
-        decision_id=decision_id,
-        decided_at=decided_at,
-        policy_set=policy.policy_set,
-        policy_version=policy.version,
-        tenant=action.tenant,
-        subject=action.subject.id,
-        actor=actor.id if actor is not None else "",
-        caller=caller,
-        action=action.action,
-        resource=action.resource.key,
-        allowed=decision.allowed,
-        rule=decision.matched[0].text if decision.matched else "",
-        reason=decision.reason,
-        request_id=request_id,
-        latency_us=latency_us,
-        attributes={
-            "subject": action.subject.attributes,
-            "actor": actor.attributes if actor is not None else {},
-            "resource": action.resource.attributes,
-            "context": action.context,
+        decision_id,
+        decided_at,
+        policy.policy_set,
+        policy.version,
+        tenant,
+        subject.id,
+        actor.id if actor is not None else "",
+        caller,
+        action,
+        resource.key,
+        decision.allowed,
+        decision.matched[0].text if decision.matched else "",
+        decision.reason,
+        request_id,
+        latency_us,
+        {
+            "subject": subject.attributes,
+            "actor": actor.attributes if actor is not None else _NO_ACTOR,
+            "resource": resource.attributes,
+            "context": context,
         },
     )
 

@@ -11,8 +11,6 @@ shapes it keeps the engine's own account ("no_matching_rule").
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from policy_engine.actions import Action, ActionDecision, Party
 from policy_engine.engine import Engine, MatchedRule
 from policy_engine.service.rules import PolicyRule, RuleIndex, key_match, rule_index
@@ -29,12 +27,11 @@ def explain_denial(engine: Engine, action: Action, decision: ActionDecision) -> 
         if decision.matched or action.actor is None:
             return decision
         kind, detail, rules = _classify(index, action, action.actor)
-        return replace(decision, reason=f"{decision.reason} ({kind}: {detail})", matched=rules)
+        return decision._replace(reason=f"{decision.reason} ({kind}: {detail})", matched=rules)
     kind, detail, rules = _classify(index, action, action.subject)
     if not kind:
         return decision
-    return replace(
-        decision,
+    return decision._replace(
         failure=kind,
         reason=f"subject {action.subject.id!r} is not allowed: {detail}",
         matched=rules,

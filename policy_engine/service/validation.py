@@ -17,6 +17,7 @@ from policy_engine.bundle.schema import AttributeSchema, AttributeType
 from policy_engine.errors import InvalidRequestError
 
 __all__ = [
+    "item_types_can_fail",
     "validate_action",
     "validate_item",
     "validate_item_types",
@@ -161,6 +162,12 @@ def validate_item_types(schema: AttributeSchema, resource: ResourceRef, context:
     """validate_types for the resource and the context."""
     _check_types(schema, "resource", resource.attributes, "resource.attributes", resource.kind)
     _check_types(schema, "context", context, "context")
+
+
+def item_types_can_fail(schema: AttributeSchema) -> bool:
+    """False when validate_item_types cannot refuse a resource and context without attributes
+    (the schema requires none): a batch of plain items can skip it."""
+    return _has_required(schema, "resource") or _has_required(schema, "context")
 
 
 def _check_types(

@@ -110,6 +110,21 @@ class TestCache:
         assert not e.enforce(Entity("alice", {"mfa": 1}), "acme", "/docs/a", "read")
         assert not e.enforce(Entity("alice", {"mfa": False}), "acme", "/docs/a", "read")
 
+    def test_a_failed_evaluation_fails_again_from_the_cache(self) -> None:
+        """A request whose matcher raised raises the same error when asked again, served from the
+        cache, and the same entity with the attribute present is still decided afresh."""
+        text = MODEL.format(effect=ALLOW_AND_DENY).replace("r.act == p.act", "r.sub.mfa == True")
+        e = Engine.from_text(text, POLICY)
+        assert e._cache is not None
+        messages = []
+        for _ in range(2):
+            with pytest.raises(EvaluationError) as raised:
+                e.decide(Entity("alice", {}), "acme", "/docs/a", "read")
+            messages.append(str(raised.value))
+        assert messages[0] == messages[1] and "mfa" in messages[0]
+        assert e._cache.hits == 1
+        assert e.enforce(Entity("alice", {"mfa": True}), "acme", "/docs/a", "read")
+
     def test_cache_is_bounded(self) -> None:
         """The cache never holds more than its size."""
         e = engine(cache_size=3)
