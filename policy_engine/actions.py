@@ -13,7 +13,6 @@ the subject of the same request, and the answer is allow only if both are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -59,8 +58,7 @@ class ResourceRef(NamedTuple):
         return resource_key(self.kind, self.id)
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One action an LLM application wants to take on someone's behalf."""
 
     tenant: str
@@ -68,7 +66,7 @@ class Action:
     action: str
     resource: ResourceRef
     actor: Party | None = None
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = _NO_ATTRIBUTES
 
 
 class ActionDecision(NamedTuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -57,7 +58,7 @@ class MatchedRule:
     values: tuple[str, ...]
     line: int | None = None
 
-    @property
+    @cached_property
     def text(self) -> str:
         return ", ".join((self.ptype, *self.values))
 

@@ -25,7 +25,7 @@ from policy_engine.config import Settings, is_loopback, split_host_port
 from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.server.admin_servicer import AdminServicer
-from policy_engine.server.interceptors import ErrorStatusInterceptor
+from policy_engine.server.interceptors import EdgeInterceptor
 from policy_engine.audit import AuditSink, Retention
 from policy_engine.server.observability import (
     build_audit,
@@ -117,7 +117,7 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
 
     security = settings.security
     server = grpc.aio.server(
-        interceptors=[ErrorStatusInterceptor(), build_guard(security)],
+        interceptors=[EdgeInterceptor(build_guard(security))],
         options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
         # Beyond this many RPCs in flight, new ones are shed with RESOURCE_EXHAUSTED
         # instead of queueing until latency collapses.

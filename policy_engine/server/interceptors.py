@@ -31,7 +31,7 @@ from policy_engine.metrics import METRICS
 from policy_engine.server.context import current_principal
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 
-__all__ = ["ErrorStatusInterceptor", "GuardInterceptor", "message_for", "status_for"]
+__all__ = ["EdgeInterceptor", "Guard", "message_for", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,22 @@ def message_for(exc: Exception) -> str:
     return str(exc)
 
 
-class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
-    """Known errors become their status with their message; anything else INTERNAL, details logged."""
+# Health checks need no credentials, so that load balancers can probe.
+UNGUARDED_PREFIX = "/grpc.health.v1.Health/"
+
+
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    """The server's one interceptor: the guard before any work, and errors mapped to statuses.
+
+    Every RPC but health checks passes the `guard` (so load balancers can probe without
+    credentials; reflection and streams are guarded). Known errors become their status with
+    their message, anything else INTERNAL with the details logged; this is the one place
+    where errors become gRPC statuses. The wrapped handler of each method is built once.
+    """
+
+    def __init__(self, guard: Guard | None = None) -> None:
+        self._guard = guard
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -79,43 +93,67 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
+        if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED; nothing to remember
+            return None
         method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        guard = None if method.startswith(UNGUARDED_PREFIX) else self._guard
+        wrapped = _rewrap(handler, _unary(guard, method), _stream(guard, method))
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-        def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
+
+def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
+    def wrap(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                if guard is None:
                     return await inner(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc, method)
-
-            return call
-
-        def stream(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                peer = context.peer()
+                guard.enter(peer)
                 try:
-                    async for item in inner(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc, method)
+                    guard.admit(request, context, method)
+                    return await inner(request, context)
+                finally:
+                    guard.leave(peer)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc, method)
 
-            return call
+        return call
 
-        return _rewrap(handler, unary, stream)
+    return wrap
+
+
+def _stream(guard: Guard | None, method: str) -> Callable[[Any], Any]:
+    def wrap(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                if guard is not None:
+                    # For a bidi stream `request` is the request iterator: it has no subject to limit.
+                    guard.admit(request, context, method)
+                async for item in inner(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc, method)
+
+        return call
+
+    return wrap
 
 
 def _rewrap(
-    handler: grpc.RpcMethodHandler | None,
+    handler: grpc.RpcMethodHandler,
     unary: Callable[[Any], Any],
     stream: Callable[[Any], Any],
-) -> grpc.RpcMethodHandler | None:
+) -> grpc.RpcMethodHandler:
     """The same handler with its behaviour wrapped: `unary` for unary-unary, `stream` for
     server- and bidi-streaming methods (the only shapes this service has)."""
-    if handler is None:
-        return None
     codecs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -143,15 +181,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     await context.abort(code, message_for(exc), trailing_metadata=trailing)
 
 
-UNGUARDED_PREFIX = "/grpc.health.v1.Health/"
 
-
-class GuardInterceptor(grpc.aio.ServerInterceptor):
-    """Before any work: per-connection cap, authentication, the system policy, rate limits.
-
-    Health checks are exempt so load balancers can probe without credentials;
-    everything else, reflection and streams included, goes through the guard.
-    """
+class Guard:
+    """Before any work: per-connection cap, authentication, the system policy, rate limits."""
 
     def __init__(
         self,
@@ -177,45 +209,15 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._memo_allowed = type(authorizer) is RpcAuthorizer
         self._allowed: dict[tuple[frozenset[str], str], bool] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(UNGUARDED_PREFIX):
-            return handler
-        guard = self
-
-        def unary(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                peer = context.peer()
-                guard._enter(peer)
-                try:
-                    guard._admit(request, context, method)
-                    return await inner(request, context)
-                finally:
-                    guard._connections.leave(peer)
-
-            return call
-
-        def stream(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                # For a bidi stream `request` is the request iterator: it has no subject to limit.
-                guard._admit(request, context, method)
-                async for item in inner(request, context):
-                    yield item
-
-            return call
-
-        return _rewrap(handler, unary, stream)
-
-    def _enter(self, peer: str) -> None:
+    def enter(self, peer: str) -> None:
+        """Count a request in flight on this connection; refused beyond the cap."""
         if not self._connections.enter(peer):
             raise RateLimitedError("too many concurrent requests on this connection", 0.05)
 
-    def _admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
+    def leave(self, peer: str) -> None:
+        self._connections.leave(peer)
+
+    def admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
         principal = self._anonymous
         if principal is None:
             authorization = None

@@ -14,7 +14,7 @@ from policy_engine.auth.keys import KeySource
 from policy_engine.auth.subjects import ClaimMapping, SubjectTokenResolver
 from policy_engine.auth.tokens import TokenVerifier
 from policy_engine.config import ConfigError, RateLimitSettings, SecuritySettings, TlsSettings, TokenSettings
-from policy_engine.server.interceptors import GuardInterceptor
+from policy_engine.server.interceptors import Guard
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 
 __all__ = ["build_guard", "build_subject_resolver", "server_credentials"]
@@ -22,7 +22,7 @@ __all__ = ["build_guard", "build_subject_resolver", "server_credentials"]
 log = logging.getLogger(__name__)
 
 
-def build_guard(security: SecuritySettings) -> GuardInterceptor:
+def build_guard(security: SecuritySettings) -> Guard:
     callers = security.callers
     authenticator = CallerAuthenticator(
         _verifier(callers.tokens) if callers and callers.tokens else None,
@@ -32,7 +32,7 @@ def build_guard(security: SecuritySettings) -> GuardInterceptor:
         principals=callers.principals if callers else None,
     )
     limits: RateLimitSettings = security.rate_limits
-    return GuardInterceptor(
+    return Guard(
         authenticator,
         RpcAuthorizer(),
         RateLimiter(limits.caller.rate, limits.caller.burst),

@@ -67,8 +67,7 @@ _PROBE_ACTION = "probe"
 _PROBE_RESOURCE = ResourceRef("", "probe")
 
 
-@dataclass(frozen=True)
-class CheckInput:
+class CheckInput(NamedTuple):
     action: Action
     policy_set: str = DEFAULT_POLICY_SET
     min_version: int = 0
@@ -89,8 +88,7 @@ class CheckOutcome(NamedTuple):
     failure: str = ""
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     """Who asks, where: the part a batch, a filter or a listing shares across its items."""
 
     tenant: str
@@ -205,7 +203,7 @@ class DecisionService:
         action = request.action
         verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
         if verified.subject is not action.subject or verified.actor is not action.actor:
-            action = replace(action, subject=verified.subject, actor=verified.actor)
+            action = action._replace(subject=verified.subject, actor=verified.actor)
         validate_action(action)
         policy = self._loaded(request.policy_set, request.min_version) or await self._policy(
             request.policy_set, request.min_version, timeout
@@ -292,7 +290,7 @@ class DecisionService:
         )
         if verified.subject is principal.subject and verified.actor is principal.actor:
             return principal
-        return replace(principal, subject=verified.subject, actor=verified.actor)
+        return principal._replace(subject=verified.subject, actor=verified.actor)
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
