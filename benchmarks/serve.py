@@ -66,8 +66,15 @@ class _Echo(authorization_pb2_grpc.AuthorizationServiceServicer):
         return self.RESPONSE
 
 
+# The real server's settings in this benchmark (see start_real), given to the echo server too.
+MAX_CONCURRENT_RPCS = 100_000
+
+
 async def _echo_main(port: int) -> None:
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)])
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+    )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(_Echo(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -108,7 +115,7 @@ def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit:
         "rate_limits:\n"
         "  caller: {rate: 1000000000, burst: 1000000000}\n"
         "  subject: {rate: 1000000000, burst: 1000000000}\n"
-        "  max_concurrent_rpcs: 100000\n"
+        f"  max_concurrent_rpcs: {MAX_CONCURRENT_RPCS}\n"
         "  max_per_connection: 100000\n"
         + ("" if audit else "audit:\n  enabled: false\n")
     )

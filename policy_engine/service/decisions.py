@@ -454,14 +454,15 @@ class _Batch:
         decided_at = datetime.now(UTC)
         principal = self._principal
         tenant, subject, actor, caller = principal.tenant, principal.subject, principal.actor, principal.caller
-        record = self._service._sink.record  # noqa: SLF001
-        for action, resource, context, decision, decision_id, request_id in decided:
-            record(
+        self._service._sink.record_many(  # noqa: SLF001
+            [
                 _entry(
                     policy, tenant, subject, actor, action, resource, context, decision, decision_id,
                     request_id, caller, latency_us, decided_at,
                 )
-            )
+                for action, resource, context, decision, decision_id, request_id in decided
+            ]
+        )
 
 
 def _decision_id() -> str:
