@@ -391,7 +391,7 @@ class _Batch:
         self._action = action
         self._context = context
         self._shared_action = action is not None
-        self._types_can_fail = item_types_can_fail(policy.schema)
+        self._types_can_fail_by_kind: dict[str, bool] = {}
         self._threats = service._threats is not None  # noqa: SLF001
         self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
         self._quarantined = service._quarantined(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
@@ -417,7 +417,7 @@ class _Batch:
                 validate_item(action_name, resource, context)
             if self._party_error is not None:
                 raise self._party_error
-            if resource.attributes or context or self._types_can_fail:
+            if resource.attributes or context or self._types_can_fail(resource.kind):
                 validate_item_types(policy.schema, resource, context)
         except InvalidRequestError as exc:
             return _invalid(exc, f"{where}[{index}].")
@@ -435,6 +435,12 @@ class _Batch:
         self._decided.append((action_name, resource, context, decision, decision_id, request_id or self._request_id))
         allowed, reason, matched, denied_party, failure = decision
         return ItemOutcome(allowed, reason, decision_id, "", matched, denied_party, failure)
+
+    def _types_can_fail(self, kind: str) -> bool:
+        known = self._types_can_fail_by_kind.get(kind)
+        if known is None:
+            known = self._types_can_fail_by_kind[kind] = item_types_can_fail(self._policy.schema, kind)
+        return known
 
     def finish(self) -> None:
         """Count, time and log every decision made (an audit record each)."""

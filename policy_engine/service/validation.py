@@ -164,10 +164,13 @@ def validate_item_types(schema: AttributeSchema, resource: ResourceRef, context:
     _check_types(schema, "context", context, "context")
 
 
-def item_types_can_fail(schema: AttributeSchema) -> bool:
-    """False when validate_item_types cannot refuse a resource and context without attributes
-    (the schema requires none): a batch of plain items can skip it."""
-    return _has_required(schema, "resource") or _has_required(schema, "context")
+def item_types_can_fail(schema: AttributeSchema, kind: str) -> bool:
+    """False when validate_item_types cannot refuse a resource of this kind and a context that
+    carry no attributes (the schema requires none of them): plain items can skip it."""
+    if _has_required(schema, "context"):
+        return True
+    specs: Mapping[str, AttributeType] = schema.parties.get("resource", {})
+    return any(spec.required and (not spec.kinds or kind in spec.kinds) for spec in specs.values())
 
 
 def _check_types(

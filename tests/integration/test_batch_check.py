@@ -160,6 +160,18 @@ class TestPerItemErrors:
         assert [r.allowed for r in response.results] == [True, False, False, False, False, True]
         assert all(response.results[i].failure == types_pb2.FAILURE_INVALID for i in (1, 2, 3, 4))
 
+    def test_a_required_attribute_is_required_only_of_its_kinds(self, stub) -> None:  # type: ignore[no-untyped-def]
+        """schema.yaml requires `classification` of data resources: a data item without it is that
+        item's error, while tools without attributes, before and after it, are decided."""
+        items = [item("tool:web_search"), item("data:finance/reports", "read"), item("tool:web_search")]
+        response = stub.BatchCheck(batch(items))
+        assert [r.error for r in response.results] == [
+            "",
+            "items[1].resource.attributes.classification: is required",
+            "",
+        ]
+        assert [r.allowed for r in response.results] == [True, False, True]
+
     def test_invalid_shared_part_fails_the_batch(self, stub) -> None:  # type: ignore[no-untyped-def]
         """An invalid tenant or subject, shared by every item, is INVALID_ARGUMENT for the whole batch."""
         for overrides, field in (
