@@ -1,8 +1,9 @@
 """Audit trail: every decision recorded, nothing acknowledged lost.
 
 The service builds a `DecisionRecord` per decision and hands it to an `AuditSink`:
-`NullSink` when audit is off, `DecisionLog` otherwise. `DecisionLog.record` only puts the entry
-on a bounded in-memory queue; a background thread protects the attributes
+`NullSink` when audit is off, `DecisionLog` otherwise (`DecisionLogProcess` runs it in a child
+process). `record` only puts the entry on a bounded in-memory queue, `record_many` a BatchCheck's
+entries at once (the bound counts entries); a background thread protects the attributes
 (`AttributeProtector`: AES-GCM with a key id per row, or a keyed hash per configured attribute;
 credentials redacted first), chains the entries (per-replica `seq`, hash over the previous
 entry) and batches them into the database, or into an fsynced local spill file while the

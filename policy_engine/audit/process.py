@@ -1,23 +1,37 @@
 """DecisionLogProcess: the decision log's writer in a process of its own.
 
 Sealing an entry (redaction, encryption, the hash chain) and inserting it
-cost tens of microseconds; in the serving process that work would take the
-GIL from deciding. Here the serving process only puts a flat tuple on a
-bounded multiprocessing queue; a child process runs an ordinary DecisionLog
-(same spill file, chain and exactly-once replay) and feeds it with
-backpressure. Durability is the DecisionLog's, plus this queue: a hard crash
-of the serving process can lose what sits in it (at most `queue_size`).
+cost microseconds; in the serving process that work would take the GIL from
+deciding. Here the serving process only appends entries to a buffer; a
+flusher thread pickles the whole buffer at once (a BatchCheck's shared
+subject attributes once, not once per item) and writes it to a pipe at most
+every `flush_interval` seconds, or as soon as `flush_size` entries wait. A
+child process runs an ordinary DecisionLog (same spill file, chain and
+exactly-once replay) and feeds it with backpressure.
+
+The bound (`queue_size`) counts entries accepted by this process and not yet
+taken by the writer's DecisionLog, so an entry is refused (counted as lost,
+or AuditUnavailableError under fail_closed) when `record`/`record_many` is
+called, never later. Durability is the DecisionLog's, plus this buffer and
+pipe: a hard crash of the serving process can lose what sits in them (at most
+`queue_size` entries).
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from policy_engine.audit.errors import AuditUnavailableError
@@ -29,7 +43,7 @@ __all__ = ["DecisionLogProcess"]
 
 log = logging.getLogger(__name__)
 
-_WRITTEN, _SPILLED, _REPLAYED, _LOST, _PENDING = range(5)
+_WRITTEN, _SPILLED, _REPLAYED, _LOST, _PENDING, _TAKEN, _QUEUED, _FAILING = range(8)
 
 
 class DecisionLogProcess:
@@ -45,58 +59,139 @@ class DecisionLogProcess:
         queue_size: int = 10_000,
         batch_size: int = 500,
         on_loss: str = "count",
+        flush_interval: float = 0.002,
+        flush_size: int = 500,
     ) -> None:
         context = multiprocessing.get_context("spawn")
-        self._queue: Any = context.Queue(maxsize=queue_size)
-        self._counters: Any = context.Array("q", 5, lock=False)
+        reader, self._pipe = context.Pipe(duplex=False)
+        self._counters: Any = context.Array("q", 8, lock=False)
         self._fail_closed = on_loss == "fail_closed"
+        self._capacity = queue_size
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._lock = threading.Lock()
+        self._buffer: list[Sequence[DecisionRecord]] = []
+        self._buffered = 0
+        self._accepted = 0  # entries accepted here, ever; the child counts those it took (_TAKEN)
         self._lost_here = 0
         self._closed = False
+        self._broken = False  # the writer process is gone
+        self._pending = threading.Event()  # the buffer holds something
+        self._due = threading.Event()  # flush now: the buffer is full, or closing
         self._process = context.Process(
             target=_writer_main,
             args=(db_url, replica_id, str(spill_dir), protector, queue_size, batch_size, on_loss,
-                  self._queue, self._counters, os.getpid()),
+                  reader, self._counters, os.getpid()),
             name=f"decision-log:{replica_id}",
             daemon=True,
         )
         self._process.start()
+        reader.close()
+        self._flusher = threading.Thread(target=self._flush_loop, name=f"decision-log-flush:{replica_id}",
+                                         daemon=True)
+        self._flusher.start()
 
     def record(self, entry: DecisionRecord) -> None:
-        if self._closed:
-            self._lost_here += 1
-            return
+        self._accept((entry,))
+
+    def record_many(self, entries: Sequence[DecisionRecord]) -> None:
+        """Accept `entries` in order (all of them, or, when they do not all fit, those that fit
+        under the default policy and none under fail_closed)."""
+        if entries:
+            self._accept(entries if type(entries) is tuple else list(entries))
+
+    def _accept(self, entries: Sequence[DecisionRecord]) -> None:
+        count = len(entries)
+        with self._lock:
+            if self._broken:
+                self._lost_here += count
+                if self._fail_closed:
+                    raise AuditUnavailableError("the decision log writer process is gone")
+                return
+            if self._closed:
+                self._lost_here += count
+                return
+            if self._fail_closed and self._counters[_FAILING]:
+                self._lost_here += count
+                raise AuditUnavailableError("the decision log can write neither to the database nor to disk")
+            room = self._capacity - (self._accepted - self._counters[_TAKEN])
+            kept = count if room >= count else (0 if self._fail_closed else max(room, 0))
+            if kept:
+                self._buffer.append(entries if kept == count else entries[:kept])
+                self._accepted += kept
+                self._buffered += kept
+                if self._buffered >= self._flush_size:
+                    self._due.set()
+                self._pending.set()
+            if kept < count:
+                self._lost_here += count - kept
+                if self._fail_closed:
+                    raise AuditUnavailableError("the decision log queue is full")
+
+    def _flush_loop(self) -> None:
+        pipe = self._pipe
         try:
-            self._queue.put_nowait(_flat(entry))
-        except queue.Full:
-            self._lost_here += 1
-            if self._fail_closed:
-                raise AuditUnavailableError("the decision log queue is full") from None
+            while True:
+                self._pending.wait()
+                self._due.wait(self._flush_interval)
+                with self._lock:
+                    groups, self._buffer, self._buffered = self._buffer, [], 0
+                    closing = self._closed
+                    self._pending.clear()
+                    if not closing:
+                        self._due.clear()
+                # In messages of about flush_size entries: one pickle of everything would hold
+                # the GIL for long after a burst, and a pickle's cost per entry grows with it.
+                start = 0
+                while start < len(groups):
+                    end, size = start, 0
+                    while end < len(groups) and size < self._flush_size:
+                        size += len(groups[end])
+                        end += 1
+                    try:
+                        pipe.send_bytes(_dumps(groups[start:end]))
+                    except (OSError, ValueError):
+                        with self._lock:
+                            self._lost_here += sum(len(group) for group in groups[start:])
+                        raise
+                    start = end
+                if closing:
+                    pipe.send_bytes(_dumps(None))
+                    return
+        except (OSError, ValueError) as exc:
+            log.error("decision log: the writer process is gone (%s); entries not handed over are lost", exc)
+            with self._lock:
+                self._broken = self._closed = True
+                self._lost_here += self._buffered
+                self._buffer, self._buffered = [], 0
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send the end marker, and wait for the child to drain to the database or spill file."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._queue.put(None, timeout=timeout / 2)
-        except queue.Full:
-            log.error("decision log: queue still full at shutdown")
-        self._process.join(timeout)
+        """Flush the buffer, send the end marker, and wait for the child to drain to the database
+        or spill file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._pending.set()
+            self._due.set()
+        deadline = time.monotonic() + timeout
+        self._flusher.join(timeout / 2)
+        if self._flusher.is_alive():
+            log.error("decision log: could not hand the last entries to the writer process")
+        self._process.join(max(deadline - time.monotonic(), 0.1))
         if self._process.is_alive():
-            log.error("decision log writer did not stop within %.1fs", timeout)
-            self._process.terminate()
-        self._queue.close()
-        self._queue.join_thread()
+            # It ignores SIGTERM (so a terminal's signals cannot cut its drain short): kill it.
+            log.error("decision log writer did not stop within %.1fs; entries it still holds are lost",
+                      timeout)
+            self._process.kill()
+            self._process.join(5)
+        self._pipe.close()
 
     @property
     def stats(self) -> DecisionLogStats:
         counters = self._counters
-        try:
-            queued = self._queue.qsize()
-        except (NotImplementedError, OSError):
-            queued = 0
         return DecisionLogStats(
-            queued=queued,
+            queued=max(self._accepted - counters[_TAKEN], 0) + counters[_QUEUED],
             written=counters[_WRITTEN],
             spilled=counters[_SPILLED],
             replayed=counters[_REPLAYED],
@@ -105,13 +200,49 @@ class DecisionLogProcess:
         )
 
 
-def _flat(entry: DecisionRecord) -> tuple[Any, ...]:
-    attributes = {party: dict(values) for party, values in entry.attributes.items()}
-    return (
-        entry.decision_id, entry.decided_at, entry.policy_set, entry.policy_version, entry.tenant,
-        entry.subject, entry.actor, entry.caller, entry.action, entry.resource, entry.allowed,
-        entry.rule, entry.reason, entry.request_id, entry.latency_us, attributes,
-    )
+class _Pickler(pickle.Pickler):
+    # Entries cross as plain tuples (the writer reads them by position) and the engine's
+    # read-only attribute mappings as dicts. The pickler's memo keeps an object shared by many
+    # entries (a BatchCheck's subject attributes) shared, and pickled once (the writer then
+    # redacts, hashes and encodes it once, see AttributeProtector.protect_many).
+    dispatch_table = {
+        DecisionRecord: lambda entry: (tuple, (tuple(entry),)),
+        MappingProxyType: lambda mapping: (dict, (dict(mapping),)),
+    }
+
+
+def _dumps(groups: Sequence[Sequence[DecisionRecord]] | None) -> bytes:
+    """One message: the groups' entries, in order, as columns (a BatchCheck's entries share
+    most values, which the pickler's memo then writes once each, and no entry needs a reducer
+    call); `_loads` gives the entries back as plain tuples. None is the end marker."""
+    buffer = io.BytesIO()
+    if groups is None:
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(None)
+        return buffer.getvalue()
+    entries = list(itertools.chain.from_iterable(groups))
+    try:
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(tuple(zip(*entries)))
+    except Exception:  # noqa: BLE001 - an attribute value that does not pickle
+        buffer = io.BytesIO()
+        safe = tuple(zip(*[_picklable(entry) for entry in entries]))
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(safe)
+    return buffer.getvalue()
+
+
+def _loads(message: bytes) -> list[tuple[Any, ...]] | None:
+    columns = pickle.loads(message)
+    return None if columns is None else list(zip(*columns))
+
+
+def _picklable(entry: DecisionRecord) -> Any:
+    """`entry`, or, when its attributes do not pickle, `entry` without them (as the writer
+    would store an entry whose attributes it cannot encode)."""
+    try:
+        _Pickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(entry)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("decision %s: attributes not recordable (%s)", entry[0], exc)
+        return (*tuple(entry)[:15], {})
+    return entry
 
 
 def _writer_main(
@@ -142,28 +273,52 @@ def _writer_main(
         on_loss=on_loss,
     )
     published = 0.0
+    taken = 0
+    while True:
+        entries: Any = ...
+        if inbox.poll(0.5):
+            try:
+                entries = _loads(inbox.recv_bytes())
+            except (EOFError, OSError):
+                break  # the serving process is gone without saying goodbye: drain what we have
+        if entries is None:
+            break
+        if entries is not ...:
+            if not _hand_over(sink, entries, parent_pid):
+                break  # the serving process is gone while the writer was blocked: drain what we have
+            taken += len(entries)
+            counters[_TAKEN] = taken
+        now = time.monotonic()
+        if now - published > 0.25 or entries is not ...:
+            _publish(sink, counters)
+            published = now
+        if entries is ... and os.getppid() != parent_pid:
+            break
+    sink.close(timeout=30.0)
+    _publish(sink, counters)
+
+
+def _hand_over(sink: DecisionLog, entries: Any, parent_pid: int) -> bool:
+    """Queue `entries`, waiting for room while the serving process lives; False (the entries
+    counted lost) once it is gone, so that a writer stuck behind the database never outlives it."""
     while True:
         try:
-            item = inbox.get(timeout=0.5)
-        except queue.Empty:
-            item = ...
-        if item is None:
-            break
-        if item is not ...:
-            sink.put(DecisionRecord(*item))
-        now = time.monotonic()
-        if now - published > 0.25:
-            _publish(sink.stats, counters)
-            published = now
-        if item is ... and os.getppid() != parent_pid:
-            break  # the serving process is gone without saying goodbye: drain what we have
-    sink.close(timeout=30.0)
-    _publish(sink.stats, counters)
+            sink.put_many(entries, timeout=0.5)
+            return True
+        except queue.Full:
+            if os.getppid() != parent_pid:
+                log.error("decision log: the serving process is gone; %d entries not queued are lost",
+                          len(entries))
+                sink._lose(len(entries), "the serving process is gone", quiet=True)  # noqa: SLF001
+                return False
 
 
-def _publish(stats: DecisionLogStats, counters: Any) -> None:
+def _publish(sink: DecisionLog, counters: Any) -> None:
+    stats = sink.stats
     counters[_WRITTEN] = stats.written
     counters[_SPILLED] = stats.spilled
     counters[_REPLAYED] = stats.replayed
     counters[_LOST] = stats.lost
     counters[_PENDING] = int(bool(stats.spill_pending))
+    counters[_QUEUED] = stats.queued
+    counters[_FAILING] = int(sink.failing)

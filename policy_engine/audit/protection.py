@@ -38,7 +38,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from policy_engine.audit.errors import AttributeDecryptionError, AttributeKeyError
+from policy_engine.audit.redaction import is_credential_name, redact
 
 __all__ = ["AttributeProtector"]
 
@@ -146,6 +147,88 @@ class AttributeProtector:
         sealed = self._ciphers[self._active].encrypt(nonce, plaintext, self._active.encode())
         token = base64.b64encode(nonce + sealed).decode("ascii")
         return f"{_VERSION}:{token}", self._active, hashed
+
+    def protect_many(
+        self,
+        batch: Sequence[Mapping[str, Mapping[str, Any]]],
+        on_error: Callable[[int, Exception], None] | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """(ciphertext, key id, hashed attributes as JSON) for each attributes mapping of `batch`,
+        credentials redacted first (`redact`).
+
+        The same result as `redact` then `protect` per entry (the same plaintext, the same
+        hashes), but a party's attributes object shared by several entries (the subject of a
+        BatchCheck) is redacted, hashed and JSON-encoded once per call. Every entry is still
+        encrypted on its own, with a fresh random nonce. An entry whose attributes cannot be
+        encoded gets the encryption of {}, and `on_error(index, exception)` is called.
+        """
+        parties: dict[tuple[str, int], tuple[str, tuple[tuple[str, str], ...]]] = {}
+        orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
+        hashed_json: dict[tuple[int, ...], str] = {}
+        plaintexts: list[bytes] = []
+        hashes: list[str] = []
+        for index, attributes in enumerate(batch):
+            try:
+                keys = tuple(attributes)
+                order = orders.get(keys)
+                if order is None:
+                    order = orders[keys] = tuple(
+                        (key, f"{_CANONICAL_JSON.encode(str(key))}:")
+                        for key in sorted(keys, key=str)
+                        if not is_credential_name(key)
+                    )
+                fragments = []
+                found = []
+                for key, label in order:
+                    values = attributes[key]
+                    if not values:
+                        fragments.append(label + "{}")
+                        continue
+                    memo_key = (label, id(values))
+                    party = parties.get(memo_key)
+                    if party is None:
+                        party = parties[memo_key] = self._party(str(key), values)
+                    fragments.append(label + party[0])
+                    if party[1]:
+                        found.append(party[1])
+                plaintext = ("{" + ",".join(fragments) + "}").encode("utf-8")
+            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
+                if on_error is not None:
+                    on_error(index, exc)
+                plaintext, found = b"{}", []
+            plaintexts.append(plaintext)
+            if not found:
+                hashes.append("{}")
+                continue
+            hash_key = tuple(id(pairs) for pairs in found)
+            encoded = hashed_json.get(hash_key)
+            if encoded is None:
+                merged = {path: digest for pairs in found for path, digest in pairs}
+                encoded = hashed_json[hash_key] = json.dumps(merged, sort_keys=True)
+            hashes.append(encoded)
+        active = self._active
+        encrypt = self._ciphers[active].encrypt
+        associated = active.encode()
+        nonces = os.urandom(12 * len(plaintexts))
+        b64 = base64.b64encode
+        out = []
+        for index, plaintext in enumerate(plaintexts):
+            nonce = nonces[12 * index : 12 * index + 12]
+            token = b64(nonce + encrypt(nonce, plaintext, associated)).decode("ascii")
+            out.append((f"{_VERSION}:{token}", active, hashes[index]))
+        return out
+
+    def _party(self, entity: str, values: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """One party's attributes: their canonical JSON without the hashed ones, and those hashed."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"{entity} attributes are not a mapping")
+        remaining = redact(values)
+        hashed = []
+        for path in self._hashed:
+            owner, _, name = path.partition(".")
+            if owner == entity and name in remaining:
+                hashed.append((path, self.hash_value(remaining.pop(name))))
+        return _CANONICAL_JSON.encode(remaining), tuple(hashed)
 
     def reveal(self, ciphertext: str, key_id: str) -> dict[str, Any]:
         """The encrypted attributes; AttributeKeyError without the key, AttributeDecryptionError

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "is_credential_name", "redact"]
 
 REDACTED = "[redacted]"
 
@@ -37,6 +37,11 @@ _TOKEN_SHAPED = re.compile(
     r"^\s*(?:(?:bearer|basic)\s+\S+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$",
     re.IGNORECASE,
 )
+
+
+def is_credential_name(key: Any) -> bool:
+    """True for a key that `redact` drops wherever it appears (authorization, token, ...)."""
+    return str(key).lower() in _CREDENTIAL_KEYS
 
 
 def redact(value: Any) -> Any:

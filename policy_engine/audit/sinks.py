@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from policy_engine.audit.records import DecisionRecord
@@ -13,12 +14,17 @@ __all__ = ["AuditSink", "NullSink"]
 class AuditSink(Protocol):
     """Receives every decision.
 
-    `record` is O(1) and never blocks on I/O: it runs on the gRPC event loop. It raises
-    AuditUnavailableError only under the fail-closed policy, when the entry cannot be kept.
-    `close` drains everything accepted so far to durable storage (clean shutdown).
+    `record` and `record_many` are cheap and never block on I/O: they run on the gRPC event
+    loop. `record_many` hands over the entries of one BatchCheck or FilterAllowed at once, in
+    order; it is what a batch should call (one call instead of one per entry). Both raise
+    AuditUnavailableError only under the fail-closed policy, when the entries cannot be kept
+    (then none of a `record_many` call's entries is kept). `close` drains everything accepted
+    so far to durable storage (clean shutdown).
     """
 
     def record(self, entry: DecisionRecord) -> None: ...
+
+    def record_many(self, entries: Sequence[DecisionRecord]) -> None: ...
 
     def close(self, timeout: float = 10.0) -> None: ...
 
@@ -28,6 +34,9 @@ class NullSink:
 
     def record(self, entry: DecisionRecord) -> None:
         del entry
+
+    def record_many(self, entries: Sequence[DecisionRecord]) -> None:
+        del entries
 
     def close(self, timeout: float = 10.0) -> None:
         del timeout

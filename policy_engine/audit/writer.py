@@ -25,6 +25,8 @@ import queue
 import re
 import threading
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,14 +36,15 @@ from sqlalchemy import Engine
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
 from policy_engine.audit.records import DecisionRecord
-from policy_engine.audit.redaction import redact
 from policy_engine.audit.spill import SpillFile
-from policy_engine.store.audit_tables import utc
 from policy_engine.store.decision_log import (
     GENESIS_HASH,
     DecisionLogRepository,
     ReplicaPosition,
-    entry_hash,
+    canonical_time,
+    chain_hash,
+    row_from_mapping,
+    row_mapping,
 )
 
 __all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats"]
@@ -51,10 +54,7 @@ log = logging.getLogger(__name__)
 # "count": keep deciding and count entries that could not be kept; "fail_closed": refuse.
 LOSS_POLICIES = ("count", "fail_closed")
 
-_TEXT_FIELDS = (
-    "policy_set", "tenant", "subject", "actor", "caller", "action", "resource", "rule", "reason",
-    "request_id",
-)
+_NUL = "\x00"
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,16 @@ class DecisionLog:
         self.replica_id = replica_id
         self._repository = DecisionLogRepository(engine)
         self._protector = protector
-        self._queue: queue.Queue[DecisionRecord] = queue.Queue(maxsize=queue_size)
+        # Groups of entries (one per record/record_many call), `_queued` entries in all: a
+        # BatchCheck's entries are taken as one item, and the bound counts entries.
+        self._inbox: deque[Sequence[DecisionRecord]] = deque()
+        self._queued = 0
+        self._capacity = queue_size
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # the writer waits for entries
+        self._room = threading.Condition(self._lock)  # put_many waits for room
+        self._writer_waiting = False
+        self._putters = 0
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._fail_closed = on_loss == "fail_closed"
@@ -125,21 +134,66 @@ class DecisionLog:
     def record(self, entry: DecisionRecord) -> None:
         """Queue `entry` (O(1), no I/O). Counts it as lost when it cannot be queued, or raises
         AuditUnavailableError under the fail-closed policy."""
+        self._accept((entry,))
+
+    def record_many(self, entries: Sequence[DecisionRecord]) -> None:
+        """Queue `entries` in order, as one item (no I/O). When they do not all fit, the default
+        policy queues those that fit and counts the rest as lost; fail-closed queues none of
+        them, counts them all as lost and raises AuditUnavailableError."""
+        if entries:
+            self._accept(entries if type(entries) is tuple else list(entries))
+
+    def _accept(self, entries: Sequence[DecisionRecord]) -> None:
+        count = len(entries)
         if self._closed:
-            self._lose(1, "the decision log is closed")
+            self._lose(count, "the decision log is closed")
             return
         if self._failing and self._fail_closed:
-            self._lose(1, "the decision log can write neither to the database nor to disk")
+            self._lose(count, "the decision log can write neither to the database nor to disk")
             return
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
-            self._lose(1, "the decision log queue is full")
+        with self._lock:
+            room = self._capacity - self._queued
+            if room >= count:
+                kept = count
+                self._inbox.append(entries)
+            elif room > 0 and not self._fail_closed:
+                kept = room
+                self._inbox.append(entries[:room])
+            else:
+                kept = 0
+            self._queued += kept
+            if kept and self._writer_waiting:
+                self._arrived.notify()
+        if kept < count:
+            self._lose(count - kept, "the decision log queue is full")
 
     def put(self, entry: DecisionRecord, timeout: float | None = None) -> None:
-        """Queue `entry`, waiting for room: for a feeder that owns a bounded queue of its own
-        (the writer process), where waiting is backpressure, not a decision's latency."""
-        self._queue.put(entry, timeout=timeout)
+        """Queue `entry`, waiting for room (see put_many)."""
+        self.put_many((entry,), timeout)
+
+    def put_many(self, entries: Sequence[DecisionRecord], timeout: float | None = None) -> None:
+        """Queue `entries`, waiting for room: for a feeder that owns a bounded queue of its own
+        (the writer process), where waiting is backpressure, not a decision's latency. Raises
+        queue.Full when `timeout` passes first. A group larger than the whole queue waits for
+        the queue to be empty, then goes in."""
+        count = len(entries)
+        if not count:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._queued and self._queued + count > self._capacity:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise queue.Full
+                self._putters += 1
+                try:
+                    self._room.wait(remaining)
+                finally:
+                    self._putters -= 1
+            self._inbox.append(entries)
+            self._queued += count
+            if self._writer_waiting:
+                self._arrived.notify()
 
     def close(self, timeout: float = 10.0) -> None:
         """Drain the queue to the database or the spill file, then stop (clean shutdown)."""
@@ -151,7 +205,7 @@ class DecisionLog:
         self._closed = True
         if self._thread.is_alive():
             log.error("decision log writer did not stop within %.1fs; %d entries may be lost",
-                      timeout, self._queue.qsize())
+                      timeout, self._queued)
             return
         leftover = self._take(0.0)
         while leftover:
@@ -166,13 +220,18 @@ class DecisionLog:
     def stats(self) -> DecisionLogStats:
         with self._counts_lock:
             return DecisionLogStats(
-                queued=self._queue.qsize(),
+                queued=self._queued,
                 written=self._written,
                 spilled=self._spilled,
                 replayed=self._replayed,
                 lost=self._lost,
                 spill_pending=self._spill.pending,
             )
+
+    @property
+    def failing(self) -> bool:
+        """True while the last batch could be kept neither in the database nor in the spill file."""
+        return self._failing
 
     # --- the writer thread ------------------------------------------------------------------
 
@@ -197,23 +256,34 @@ class DecisionLog:
                 self._replay_chunk()
             if self._failing and time.monotonic() >= self._retry_at:
                 self._probe()
-            if self._stop.is_set() and self._queue.empty():
+            if self._stop.is_set() and not self._queued:
                 # Everything is in the database or fsynced in the spill file. Replay what is
                 # left only while the database answers and the deadline allows.
                 if not self._spill.pending or not self._db_up or time.monotonic() >= self._deadline:
                     return
 
     def _take(self, timeout: float) -> list[DecisionRecord]:
-        try:
-            first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return []
-        batch = [first]
-        while len(batch) < self._batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        """Up to batch_size entries, in the order they were queued; waits up to `timeout` for one."""
+        with self._lock:
+            inbox = self._inbox
+            if not inbox and timeout > 0:
+                self._writer_waiting = True
+                try:
+                    self._arrived.wait(timeout)
+                finally:
+                    self._writer_waiting = False
+            batch: list[DecisionRecord] = []
+            room = self._batch_size
+            while inbox and room > 0:
+                group = inbox.popleft()
+                if len(group) > room:
+                    inbox.appendleft(group[room:])
+                    group = group[:room]
+                batch.extend(group)
+                room -= len(group)
+            self._queued -= len(batch)
+            if batch and self._putters:
+                self._room.notify_all()
         return batch
 
     def _keep(self, batch: list[DecisionRecord], *, database: bool) -> None:
@@ -223,7 +293,7 @@ class DecisionLog:
             # Saved before the insert: after a process crash the file is never behind the database.
             self._save_position()
             try:
-                self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms)
+                self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms, if_absent=False)
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows on disk instead
                 self._database_failed(exc)
             else:
@@ -231,7 +301,7 @@ class DecisionLog:
                 self._count(written=len(rows))
                 return
         try:
-            self._spill.append(rows)
+            self._spill.append([row_mapping(row) for row in rows])
         except OSError as exc:
             # Kept nowhere: give the sequence numbers back so the chain has no gap.
             self._position = before
@@ -243,41 +313,54 @@ class DecisionLog:
         self._failing = False
         self._count(spilled=len(rows))
 
-    def _seal(self, batch: list[DecisionRecord]) -> list[dict[str, Any]]:
-        """Rows for `batch`: attributes protected, next sequence numbers, chained hashes."""
+    def _seal(self, batch: list[DecisionRecord]) -> list[tuple[Any, ...]]:
+        """Rows for `batch` (ROW_COLUMNS order): attributes protected, next sequence numbers,
+        chained hashes. Entries are read by position: a DecisionRecord or a plain tuple."""
         assert self._position is not None
         seq, previous = self._position.seq, self._position.hash
+        replica = self.replica_id
+        protected = self._protector.protect_many([entry[15] for entry in batch], self._unrecordable(batch))
+        times: dict[Any, str] = {}
         rows = []
-        for entry in batch:
-            try:
-                ciphertext, key_id, hashed = self._protector.protect(redact(entry.attributes))
-            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
-                log.warning("decision %s: attributes not recordable (%s)", entry.decision_id, exc)
-                ciphertext, key_id, hashed = self._protector.protect({})
+        for entry, (ciphertext, key_id, hashed) in zip(batch, protected, strict=True):
+            (decision_id, decided_at, policy_set, policy_version, tenant, subject, actor, caller,
+             action, resource, allowed, rule, reason, request_id, latency_us, _) = entry
+            moment = times.get(decided_at)
+            if moment is None:
+                moment = times[decided_at] = canonical_time(decided_at)
+            texts = (policy_set, tenant, subject, actor, caller, action, resource, rule, reason, request_id)
+            for text in texts:
+                if type(text) is not str or _NUL in text:
+                    # PostgreSQL text cannot hold NUL; one such row would block the log forever.
+                    texts = tuple(str(t).replace(_NUL, "\ufffd") for t in texts)
+                    break
+            policy_set, tenant, subject, actor, caller, action, resource, rule, reason, request_id = texts
             seq += 1
-            row: dict[str, Any] = {
-                "decision_id": entry.decision_id,
-                "replica_id": self.replica_id,
-                "seq": seq,
-                "prev_hash": previous,
-                "decided_at": utc(entry.decided_at),
-                "policy_version": int(entry.policy_version),
-                "allowed": bool(entry.allowed),
-                "latency_us": int(entry.latency_us),
-                "key_id": key_id,
-                "attributes": ciphertext,
-                "hashed_attributes": json.dumps(hashed, sort_keys=True) if hashed else "{}",
-            }
-            for name in _TEXT_FIELDS:
-                # PostgreSQL text cannot hold NUL; one such row would block the log forever.
-                row[name] = str(getattr(entry, name)).replace("\x00", "\ufffd")
-            row["entry_hash"] = previous = entry_hash(row)
-            rows.append(row)
+            policy_version, allowed, latency_us = int(policy_version), bool(allowed), int(latency_us)
+            digest = chain_hash([
+                previous, replica, seq, decision_id, moment, policy_set, policy_version, tenant,
+                subject, actor, caller, action, resource, allowed, rule, reason, request_id,
+                latency_us, key_id, ciphertext, hashed,
+            ])
+            rows.append((
+                decision_id, replica, seq, previous, digest, moment, policy_set, policy_version,
+                tenant, subject, actor, caller, action, resource, allowed, rule, reason,
+                request_id, latency_us, key_id, ciphertext, hashed,
+            ))
+            previous = digest
         self._position = ReplicaPosition(seq, previous)
         return rows
 
+    @staticmethod
+    def _unrecordable(batch: list[DecisionRecord]) -> Any:
+        def warn(index: int, exc: Exception) -> None:
+            log.warning("decision %s: attributes not recordable (%s)", batch[index][0], exc)
+
+        return warn
+
     def _replay_chunk(self) -> None:
-        rows, end = self._spill.read_chunk(self._batch_size * 4)
+        stored, end = self._spill.read_chunk(self._batch_size * 4)
+        rows = [row_from_mapping(row) for row in stored]
         if rows:
             try:
                 self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms)
@@ -309,7 +392,9 @@ class DecisionLog:
                 self._database_failed(exc)
                 return False
             stored = None
-        candidates = local + ([stored] if stored is not None else [])
+        # On a tie the database wins: it is where the chain is verified (and re-chained by a
+        # migration that changes the hash format, which a local file knows nothing of).
+        candidates = ([stored] if stored is not None else []) + local
         self._position = max(candidates, key=lambda p: p.seq, default=ReplicaPosition(0, GENESIS_HASH))
         return True
 

@@ -2,7 +2,8 @@
 
 Each row carries the replica that wrote it, a sequence number that grows by one per entry of
 that replica (starting at 1), the hash of the previous entry of the replica (`GENESIS_HASH` for
-the first) and its own hash over that previous hash and every stored column (`entry_hash`).
+the first) and its own hash over that previous hash and every stored column (`entry_hash`,
+chain format 2 since migration 0005).
 A row edited in place no longer matches its hash; a row deleted leaves a gap in `seq`.
 
 Retention deletes the oldest rows of a replica in batches; each batch writes a checkpoint
@@ -47,10 +48,14 @@ __all__ = [
     "ChainReport",
     "DecisionLogRepository",
     "ReplicaChain",
+    "ROW_COLUMNS",
     "ReplicaPosition",
     "StoredDecision",
     "canonical_time",
+    "chain_hash",
     "entry_hash",
+    "row_from_mapping",
+    "row_mapping",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -83,61 +88,78 @@ CHAINED_COLUMNS = (
 _PURGE_LOCK = 0x6175646974
 
 
-_INSERT_COLUMNS = (
+# A row as the writer hands it to `insert_rows` and the spill file: a tuple in this order.
+ROW_COLUMNS = (
     "decision_id", "replica_id", "seq", "prev_hash", "entry_hash", "decided_at", "policy_set",
     "policy_version", "tenant", "subject", "actor", "caller", "action", "resource", "allowed",
     "rule", "reason", "request_id", "latency_us", "key_id", "attributes", "hashed_attributes",
 )
+_SEQ, _ENTRY_HASH, _TIME, _ALLOWED_AT = (ROW_COLUMNS.index(n) for n in ("seq", "entry_hash", "decided_at", "allowed"))
 
 
 @functools.lru_cache(maxsize=4)
 def _insert_sql(placeholder: str) -> str:
-    columns = ", ".join(_INSERT_COLUMNS)
-    values = ", ".join([placeholder] * len(_INSERT_COLUMNS))
+    columns = ", ".join(ROW_COLUMNS)
+    values = ", ".join([placeholder] * len(ROW_COLUMNS))
     return (
         f"INSERT INTO decision_log ({columns}) VALUES ({values}) "
         "ON CONFLICT (decision_id) DO NOTHING"
     )
 
 
-def _copy_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """PostgreSQL: COPY the batch into a transaction-local table, then insert-if-absent from it.
+def _copy_rows(conn: Connection, rows: Sequence[Sequence[Any]], *, if_absent: bool) -> None:
+    """PostgreSQL: COPY the batch, costing a few microseconds a row where one INSERT costs tens.
 
-    COPY costs a few microseconds a row where one INSERT a row costs tens; the final
-    INSERT ... SELECT keeps replays idempotent (ON CONFLICT DO NOTHING).
+    New rows are copied straight into the table (they have new sequence numbers and random
+    decision ids; should one be stored already, the whole COPY fails and the writer keeps the
+    batch in its spill file, whose replay is insert-if-absent). Replayed rows may be stored
+    already: they go through a transaction-local table, then INSERT ... ON CONFLICT DO NOTHING.
     """
-    columns = ", ".join(_INSERT_COLUMNS)
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS decision_log_incoming "
-        "(LIKE decision_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
+    columns = ", ".join(ROW_COLUMNS)
+    target = "decision_log"
+    if if_absent:
+        target = "decision_log_incoming"
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS decision_log_incoming "
+            "(LIKE decision_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY decision_log_incoming ({columns}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+        write_row = copy.write_row
         for row in rows:
-            copy.write_row(_pg_params(row))
-    conn.exec_driver_sql(
-        f"INSERT INTO decision_log ({columns}) SELECT {columns} FROM decision_log_incoming "
-        "ON CONFLICT (decision_id) DO NOTHING"
-    )
+            write_row(row)
+    if if_absent:
+        conn.exec_driver_sql(
+            f"INSERT INTO decision_log ({columns}) SELECT {columns} FROM decision_log_incoming "
+            "ON CONFLICT (decision_id) DO NOTHING"
+        )
 
 
-def _pg_params(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    values = [row[name] for name in _INSERT_COLUMNS]
-    values[5] = _as_datetime(values[5])
+def _sqlite_params(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    # decided_at in the text form SQLAlchemy's SQLite DateTime reads back (UTC, naive), from
+    # the canonical "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"; a batch mostly shares a few times.
+    times: dict[str, str] = {}
+    out = []
+    for row in rows:
+        moment = row[_TIME]
+        text = times.get(moment)
+        if text is None:
+            text = times[moment] = f"{moment[:10]} {moment[11:26]}"
+        out.append((*row[:_TIME], text, *row[_TIME + 1 :]))
+    return out
+
+
+def row_from_mapping(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row (ROW_COLUMNS order, canonical time text) from its mapping form (the spill file)."""
+    values = [row[name] for name in ROW_COLUMNS]
+    values[_TIME] = canonical_time(values[_TIME])
+    values[_ALLOWED_AT] = bool(values[_ALLOWED_AT])
     return tuple(values)
 
 
-def _sqlite_params(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    values = [row[name] for name in _INSERT_COLUMNS]
-    # The text form SQLAlchemy's SQLite DateTime reads back (UTC, naive).
-    values[5] = utc(_as_datetime(values[5])).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    values[14] = 1 if values[14] else 0
-    return tuple(values)
-
-
-def _as_datetime(moment: datetime | str) -> datetime:
-    # Spilled rows come back from JSON with the time as text.
-    return datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+def row_mapping(row: Sequence[Any]) -> dict[str, Any]:
+    """The mapping form of a row (for the spill file)."""
+    return dict(zip(ROW_COLUMNS, row, strict=True))
 
 
 def canonical_time(moment: datetime | str) -> str:
@@ -149,10 +171,6 @@ def canonical_time(moment: datetime | str) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-# Built once: json.dumps with non-default options builds a new encoder on every call.
-_HASHED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def entry_hash(row: Mapping[str, Any]) -> str:
     """sha256 over the previous entry's hash and the chained columns of `row`."""
     values: list[Any] = [row["prev_hash"], *[row[name] for name in CHAINED_COLUMNS]]
@@ -160,7 +178,30 @@ def entry_hash(row: Mapping[str, Any]) -> str:
     values[_ALLOWED] = bool(values[_ALLOWED])
     for index in _INTEGERS:
         values[index] = int(values[index])
-    return hashlib.sha256(_HASHED_JSON.encode(values).encode("utf-8")).hexdigest()
+    return chain_hash(values)
+
+
+def chain_hash(values: Sequence[Any]) -> str:
+    """`entry_hash` of values already in canonical form: [prev_hash, *CHAINED_COLUMNS], the
+    time as `canonical_time` text, `allowed` a bool, seq/policy_version/latency_us ints.
+
+    The hashed text (chain format 2, migration 0005) is "v2|" then each value in that order:
+    a text as <length in characters>:<text>, an integer as <decimal>. (ending in a dot), the
+    bool as 1 or 0. Every value's end is known from its start, so no two rows share a text.
+    (One f-string: a generic encoder, such as JSON, costs several times more per row.)
+    """
+    (prev, replica, seq, decision_id, moment, policy_set, policy_version, tenant, subject, actor,
+     caller, action, resource, allowed, rule, reason, request_id, latency_us, key_id, attributes,
+     hashed) = values
+    text = (
+        f"v2|{len(prev)}:{prev}{len(replica)}:{replica}{seq:d}.{len(decision_id)}:{decision_id}"
+        f"{len(moment)}:{moment}{len(policy_set)}:{policy_set}{policy_version:d}."
+        f"{len(tenant)}:{tenant}{len(subject)}:{subject}{len(actor)}:{actor}{len(caller)}:{caller}"
+        f"{len(action)}:{action}{len(resource)}:{resource}{allowed:d}{len(rule)}:{rule}"
+        f"{len(reason)}:{reason}{len(request_id)}:{request_id}{latency_us:d}.{len(key_id)}:{key_id}"
+        f"{len(attributes)}:{attributes}{len(hashed)}:{hashed}"
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # Positions in entry_hash's value list (the previous hash comes first).
@@ -280,13 +321,20 @@ class DecisionLogRepository:
     # --- writing (used by policy_engine.audit.DecisionLog) ---------------------------------
 
     def insert_rows(
-        self, rows: Sequence[Mapping[str, Any]], *, statement_timeout_ms: int | None = None
+        self,
+        rows: Sequence[Sequence[Any]],
+        *,
+        statement_timeout_ms: int | None = None,
+        if_absent: bool = True,
     ) -> None:
-        """Insert `rows` in one transaction; rows whose decision_id is already stored are skipped.
+        """Insert `rows` (tuples in ROW_COLUMNS order, decided_at as `canonical_time` text) in
+        one transaction.
 
-        One prepared INSERT ... ON CONFLICT DO NOTHING run by the driver's executemany: this is
-        the decision log's hot path, and SQLAlchemy's per-row processing cost more than the
-        database. Raises the driver's errors (wrapped by SQLAlchemy) as they are: the writer
+        With `if_absent` (a replay), rows whose decision_id is already stored are skipped;
+        without it (rows just sealed, which cannot be stored yet) PostgreSQL copies them straight
+        into the table, and a duplicate fails the whole insert. This is the decision log's hot
+        path: the driver's executemany (SQLite) or COPY (PostgreSQL), no per-row SQLAlchemy
+        processing. Raises the driver's errors (wrapped by SQLAlchemy) as they are: the writer
         decides what an outage means.
         """
         if not rows:
@@ -296,9 +344,9 @@ class DecisionLogRepository:
             if dialect == "postgresql":
                 if statement_timeout_ms:
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-                _copy_rows(conn, rows)
+                _copy_rows(conn, rows, if_absent=if_absent)
             elif dialect == "sqlite":
-                conn.exec_driver_sql(_insert_sql("?"), [_sqlite_params(r) for r in rows])
+                conn.exec_driver_sql(_insert_sql("?"), _sqlite_params(rows))
             else:
                 raise StoreError(f"the decision log does not support {dialect!r}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -14,11 +15,12 @@ from policy_engine.store.audit_tables import (
     active_quarantines,
     add_event,
     admin_audit,
+    decision_log,
     list_events,
     quarantine,
     release,
 )
-from policy_engine.store.db import downgrade
+from policy_engine.store.db import downgrade, schema_state
 from policy_engine.store.decision_log import DecisionLogRepository
 
 AUDIT_TABLES = {"decision_log", "decision_log_checkpoints", "admin_audit", "security_events",
@@ -72,3 +74,58 @@ def test_security_events_newest_first(engine: Engine) -> None:
     events = list_events(engine, limit=10)
     assert [e.kind for e in events] == ["quarantined", "denial_burst"]
     assert events[1].detail == {"denials": 50} and events[0].created_at.tzinfo is not None
+
+
+class TestChainFormatMigration:
+    def _fill(self, engine: Engine, tmp_path: Path) -> DecisionLogRepository:
+        from tests.integration.test_decision_log import decision, open_log
+
+        repository = DecisionLogRepository(engine)
+        repository.set_legal_hold("held", True)
+        old = datetime.now(UTC) - timedelta(days=40)
+        sink = open_log(engine, tmp_path / "spill")
+        sink.record_many([decision(n, tenant="held" if n in (3, 4) else "acme", decided_at=old) for n in range(10)])
+        sink.record_many([decision(n) for n in range(10, 25)])
+        sink.close()
+        assert repository.purge(older_than=old + timedelta(days=1)) == 8
+        return repository
+
+    @staticmethod
+    def _hashes(engine: Engine) -> dict[str, tuple[str, str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.select(decision_log.c.decision_id, decision_log.c.prev_hash,
+                                                  decision_log.c.entry_hash))
+            return {row.decision_id: (row.prev_hash, row.entry_hash) for row in rows}
+
+    def test_rows_are_rechained_down_and_up(self, engine: Engine, tmp_path: Path) -> None:
+        """0005 re-chains stored rows (held rows and purge checkpoints included) to the old format and back."""
+        repository = self._fill(engine, tmp_path)
+        before = self._hashes(engine)
+        assert repository.verify().ok
+        downgrade(engine, "0004")
+        at_0004 = self._hashes(engine)
+        assert all(at_0004[d][1] != before[d][1] for d in before)
+        upgrade(engine)
+        assert self._hashes(engine) == before
+        report = repository.verify()
+        assert report.ok and report.rows_checked == 17, report.lines()
+
+    def test_an_edited_row_stops_the_migration(self, engine: Engine, tmp_path: Path) -> None:
+        """A row that does not match its hash is never given a fresh one: the downgrade stops, nothing changes."""
+        self._fill(engine, tmp_path)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("DROP TRIGGER decision_log_immutable ON decision_log")
+                conn.exec_driver_sql("UPDATE decision_log SET reason = 'edited' WHERE seq = 20")
+                conn.exec_driver_sql("CREATE TRIGGER decision_log_immutable BEFORE UPDATE ON decision_log "
+                                     "FOR EACH ROW EXECUTE FUNCTION policy_engine_refuse_change()")
+            else:
+                conn.exec_driver_sql("DROP TRIGGER decision_log_no_update")
+                conn.exec_driver_sql("UPDATE decision_log SET reason = 'edited' WHERE seq = 20")
+                conn.exec_driver_sql("CREATE TRIGGER decision_log_no_update BEFORE UPDATE ON decision_log "
+                                     "BEGIN SELECT RAISE(ABORT, 'decision_log rows are immutable'); END")
+        before = self._hashes(engine)
+        with pytest.raises(RuntimeError, match="seq 20 does not match"):
+            downgrade(engine, "0004")
+        assert self._hashes(engine) == before
+        assert schema_state(engine).current == "0005"

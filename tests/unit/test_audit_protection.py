@@ -101,3 +101,46 @@ def test_generated_keys_are_usable() -> None:
     """generate_key gives a fresh 256-bit key in the format the file and environment expect."""
     key = AttributeProtector.generate_key()
     assert len(base64.b64decode(key)) == 32 and key != AttributeProtector.generate_key()
+
+
+class TestProtectMany:
+    def protector(self) -> AttributeProtector:
+        return AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email", "context.ip"], hash_key=HASH_KEY)
+
+    def test_same_plaintext_and_hashes_as_redact_then_protect(self) -> None:
+        """protect_many stores what redact + protect store, entry by entry, shared objects included."""
+        from types import MappingProxyType
+
+        from policy_engine.audit import redact
+
+        protector = self.protector()
+        subject = MappingProxyType({"email": "a@x.io", "mfa": True, "token": "secret"})
+        batch = [
+            {"subject": subject, "actor": {}, "resource": {"n": n, "note": "Bearer abc"}, "context": {"ip": f"10.0.0.{n}"}}
+            for n in range(3)
+        ] + [{"subject": subject}, {}, {"authorization": {"x": 1}, "resource": MappingProxyType({"k": [1, {"b": 2}]})}]
+        results = protector.protect_many(batch)
+        assert len(results) == len(batch)
+        for attributes, (ciphertext, key_id, hashed) in zip(batch, results, strict=True):
+            expected_ciphertext, _, expected_hashed = protector.protect(redact(attributes))
+            assert protector.reveal(ciphertext, key_id) == protector.reveal(expected_ciphertext, "k1")
+            assert json.loads(hashed) == expected_hashed
+        assert results[0][0] != results[1][0]
+
+    def test_equal_attributes_never_share_a_ciphertext(self) -> None:
+        """Every entry gets its own nonce: identical attributes give different ciphertexts."""
+        shared = {"subject": {"mfa": True}}
+        ciphertexts = [c for c, _, _ in self.protector().protect_many([shared] * 50)]
+        assert len(set(ciphertexts)) == 50
+        nonces = {base64.b64decode(c.partition(":")[2])[:12] for c in ciphertexts}
+        assert len(nonces) == 50
+
+    def test_unencodable_attributes_become_empty_and_are_reported(self) -> None:
+        """An entry whose attributes are not a mapping is stored as {} and reported; the others are kept."""
+        errors: list[int] = []
+        protector = self.protector()
+        results = protector.protect_many([{"subject": ["not", "a", "mapping"]}, {"subject": {"mfa": False}}],
+                                         on_error=lambda index, exc: errors.append(index))
+        assert errors == [0]
+        assert protector.reveal(results[0][0], "k1") == {}
+        assert protector.reveal(results[1][0], "k1") == {"subject": {"mfa": False}}
