@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,13 @@ def open_database(url: str) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Write-ahead log: a commit is one append and one fsync (not a rollback journal's
+            # several), and readers (reloads, audit queries) do not wait for the decision log's
+            # writer. Persistent in the file; another process switching it first is fine.
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass
             cursor.close()
 
         @event.listens_for(engine, "begin")
