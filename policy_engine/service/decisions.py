@@ -195,6 +195,8 @@ class DecisionService:
         self._registry = registry
         self._subjects = subjects or SubjectTokenResolver()
         self._sink: AuditSink = sink or NullSink()
+        # With the decision log off, no audit record is built at all.
+        self._logging = not isinstance(self._sink, NullSink)
         self._threats = threats
 
     async def check(self, request: CheckInput, timeout: float | None = None) -> CheckOutcome:
@@ -233,23 +235,24 @@ class DecisionService:
         elapsed = time.perf_counter() - started
         METRICS.count_decisions(policy.policy_set, decision.allowed)
         METRICS.observe_decision_seconds(elapsed)
-        self._sink.record(
-            _entry(
-                policy,
-                action.tenant,
-                action.subject,
-                action.actor,
-                action.action,
-                action.resource,
-                action.context,
-                decision,
-                decision_id,
-                request.request_id,
-                request.caller,
-                int(elapsed * 1_000_000),
-                datetime.now(UTC),
+        if self._logging:
+            self._sink.record(
+                _entry(
+                    policy,
+                    action.tenant,
+                    action.subject,
+                    action.actor,
+                    action.action,
+                    action.resource,
+                    action.context,
+                    decision,
+                    decision_id,
+                    request.request_id,
+                    request.caller,
+                    int(elapsed * 1_000_000),
+                    datetime.now(UTC),
+                )
             )
-        )
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decided", extra={"decision_id": decision_id, "allowed": outcome.allowed})
         return outcome
@@ -460,6 +463,8 @@ class _Batch:
         decided_at = datetime.now(UTC)
         principal = self._principal
         tenant, subject, actor, caller = principal.tenant, principal.subject, principal.actor, principal.caller
+        if not self._service._logging:  # noqa: SLF001
+            return
         self._service._sink.record_many(  # noqa: SLF001
             [
                 _entry(

@@ -94,14 +94,6 @@ def open_log(engine: Engine, spill_dir: Path, **options) -> DecisionLog:  # type
     return DecisionLog(engine, **settings)
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    ensure_schema(engine, database_url)
-    yield engine
-    engine.dispose()
-
-
 def cut_proxy(proxy: TcpProxy) -> None:
     """Stop the proxy for good. TcpProxy.stop closes its listener, but a thread blocked in
     accept() keeps it listening for one more connection (close() does not wake accept on

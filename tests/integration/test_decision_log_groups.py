@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 
@@ -17,20 +16,11 @@ from sqlalchemy import Engine, create_engine, select
 
 from policy_engine.audit import AuditUnavailableError, DecisionRecord, NullSink
 from policy_engine.audit.process import _TAKEN, DecisionLogProcess
-from policy_engine.store import ensure_schema, open_database
 from policy_engine.store.audit_tables import decision_log
 from policy_engine.store.decision_log import DecisionLogRepository
 from tests.integration.test_decision_log import decision, open_log, protector, wait_until
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    ensure_schema(engine, database_url)
-    yield engine
-    engine.dispose()
 
 
 def batch_of(count: int, start: int = 0) -> list[DecisionRecord]:

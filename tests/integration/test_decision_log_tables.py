@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import Engine, inspect
 
-from policy_engine.store import ensure_schema, open_database, upgrade
+from policy_engine.store import upgrade
 from policy_engine.store.audit_tables import (
     active_quarantines,
     add_event,
@@ -25,14 +24,6 @@ from policy_engine.store.decision_log import DecisionLogRepository
 
 AUDIT_TABLES = {"decision_log", "decision_log_checkpoints", "admin_audit", "security_events",
                 "quarantines", "tenant_settings"}
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    ensure_schema(engine, database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_migration_goes_down_and_up(engine: Engine) -> None:
