@@ -124,7 +124,7 @@ def party_entity(party: Party) -> Entity:
 class ActionBinder:
     """One subject and actor in one tenant, bound once, deciding many actions.
 
-    A batch or a filter decides many actions of the same parties: their
+    A batch, a filter or a listing decides many actions of the same parties: their
     entities and the model's token layout are prepared here once, so each action only
     adds its resource, its name and its context.
     """

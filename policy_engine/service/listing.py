@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy_engine import limits
-from policy_engine.actions import Action, Party, ResourceRef, decide_action
+from policy_engine.actions import Action, ActionBinder, Party, ResourceRef
 from policy_engine.engine import Engine
 from policy_engine.errors import InvalidRequestError
 from policy_engine.service.rules import (
@@ -85,13 +85,15 @@ def list_allowed(
     subjects = {subject.id} | index.roles(subject.id, None)
     reasons: list[str] = []
 
+    binder = ActionBinder(engine, tenant, subject, actor)
+
     def decide(resource_id: str) -> tuple[bool, str]:
         candidate = Action(tenant, subject, action, ResourceRef(kind, resource_id), actor, context)
         try:
             validate_action(candidate)
         except InvalidRequestError:
             return False, "invalid"
-        decision = decide_action(engine, candidate)
+        decision = binder.decide(action, candidate.resource, context)
         return decision.allowed, decision.failure
 
     def grants(rule: PolicyRule) -> bool:
