@@ -12,6 +12,7 @@ the subject of the same request, and the answer is allow only if both are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ from policy_engine.errors import EngineError, ModelError
 
 __all__ = [
     "BINDABLE_TOKENS",
+    "NO_ATTRIBUTES",
     "Action",
     "ActionBinder",
     "ActionDecision",
@@ -36,14 +38,15 @@ BINDABLE_TOKENS = frozenset({"sub", "dom", "obj", "act", "ctx"})
 
 
 # Parties and resources are built per request item: immutable records that are cheap to make.
-_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+# The attributes (or context) of whatever carries none: one shared, read-only empty mapping.
+NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
 class Party(NamedTuple):
     """A subject or an actor: an id and its attributes."""
 
     id: str
-    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
+    attributes: Mapping[str, Any] = NO_ATTRIBUTES
 
 
 class ResourceRef(NamedTuple):
@@ -51,7 +54,7 @@ class ResourceRef(NamedTuple):
 
     kind: str
     id: str
-    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
+    attributes: Mapping[str, Any] = NO_ATTRIBUTES
 
     @property
     def key(self) -> str:
@@ -66,7 +69,7 @@ class Action(NamedTuple):
     action: str
     resource: ResourceRef
     actor: Party | None = None
-    context: Mapping[str, Any] = _NO_ATTRIBUTES
+    context: Mapping[str, Any] = NO_ATTRIBUTES
 
 
 class ActionDecision(NamedTuple):
@@ -147,7 +150,7 @@ class ActionBinder:
         self.actor = actor
         self._subject_entity = subject_entity or party_entity(subject)
         self._actor_entity = (actor_entity or party_entity(actor)) if actor is not None else None
-        self._layout = tuple(_TOKEN_SLOTS[token] for token in engine.request_tokens)
+        self._layout = _layout(engine.request_tokens)
 
     def decide(self, action: str, resource: ResourceRef, context: Mapping[str, Any]) -> ActionDecision:
         """The subject, and the actor when there is one, must both be allowed."""
@@ -186,6 +189,12 @@ class ActionBinder:
 
 _TOKEN_SLOTS = {"sub": 0, "dom": 1, "obj": 2, "act": 3, "ctx": 4}
 _OBJ, _CTX = _TOKEN_SLOTS["obj"], _TOKEN_SLOTS["ctx"]
+
+
+@functools.cache
+def _layout(request_tokens: tuple[str, ...]) -> tuple[int, ...]:
+    """The slot of each request token, in the model's order (models have few shapes)."""
+    return tuple(_TOKEN_SLOTS[token] for token in request_tokens)
 
 # Most resources carry no attributes and recur across requests: their entity (immutable, and
 # remembering its own cache key) is kept, bounded; forgetting one only means building it again.

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from google.protobuf import struct_pb2
 
 from policy_engine import limits
-from policy_engine.actions import Action, Party, ResourceRef
+from policy_engine.actions import NO_ATTRIBUTES, Action, Party, ResourceRef
 from policy_engine.bundle.loader import POLICY_FILE
 from policy_engine.engine import MatchedRule
 from policy_engine.auth.tokens import MAX_TOKEN_BYTES
@@ -39,8 +39,6 @@ __all__ = [
     "list_input",
     "list_response",
 ]
-
-_NO_CONTEXT: dict[str, Any] = {}  # shared by items without a context: read, never written
 
 _FAILURE = {
     "": types_pb2.FAILURE_UNSPECIFIED,
@@ -238,11 +236,11 @@ def _item(
     (its field named relative to the item: the service adds the item's position)."""
     attributes = resource.attributes
     if not attributes.fields and (context is None or not context.fields) and len(request_id) <= limits.MAX_ID_LENGTH:
-        return BatchItem(action, ResourceRef(resource.kind, resource.id), _NO_CONTEXT, request_id)
+        return BatchItem(action, ResourceRef(resource.kind, resource.id), NO_ATTRIBUTES, request_id)
     resource_field = "resource.attributes" if prefix_resource else "attributes"
     try:
         converted = _struct(attributes, resource_field)
-        item_context = _struct(context, "context") if context is not None else _NO_CONTEXT
+        item_context = _struct(context, "context") if context is not None else NO_ATTRIBUTES
         _bounded("request_id", request_id)
     except InvalidRequestError as exc:
         return BatchItem(action, ResourceRef(resource.kind, resource.id), invalid=exc)

@@ -17,10 +17,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from policy_engine.actions import Action, ActionBinder, ActionDecision, Party, ResourceRef
+from policy_engine.actions import NO_ATTRIBUTES, Action, ActionBinder, ActionDecision, Party, ResourceRef
 from policy_engine.audit import AuditSink, DecisionRecord, NullSink
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
@@ -59,8 +58,6 @@ __all__ = [
 
 DEFAULT_POLICY_SET = "default"
 log = logging.getLogger(__name__)
-
-_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 
 # Stand-ins that pass validation, to validate a request's shared part on its own.
 _PROBE_ACTION = "probe"
@@ -103,7 +100,7 @@ class BatchItem(NamedTuple):
 
     action: str
     resource: ResourceRef
-    context: Mapping[str, Any] = _NO_CONTEXT
+    context: Mapping[str, Any] = NO_ATTRIBUTES
     request_id: str = ""
     invalid: InvalidRequestError | None = None
 
@@ -215,6 +212,7 @@ class DecisionService:
         validate_types(action, policy.schema)
         decision = self._decide(
             ActionBinder(policy.engine, action.tenant, action.subject, action.actor),
+            self._quarantined(action.tenant, action.subject, action.actor),
             action.action,
             action.resource,
             action.context,
@@ -258,10 +256,15 @@ class DecisionService:
         return outcome
 
     def _decide(
-        self, binder: ActionBinder, action: str, resource: ResourceRef, context: Mapping[str, Any]
+        self,
+        binder: ActionBinder,
+        quarantined: ActionDecision | None,
+        action: str,
+        resource: ResourceRef,
+        context: Mapping[str, Any],
     ) -> ActionDecision:
-        """The binder's decision, behind the quarantine, feeding the threat signals."""
-        quarantined = self._quarantined(binder.tenant, binder.subject, binder.actor)
+        """The binder's decision, unless its parties are `quarantined`; denials feed the threat
+        signals."""
         if quarantined is not None:
             return quarantined
         decision = binder.decide(action, resource, context)
@@ -393,9 +396,7 @@ class _Batch:
         # FilterAllowed: one action and context for every candidate, validated with the shared part.
         self._action = action
         self._context = context
-        self._shared_action = action is not None
         self._types_can_fail_by_kind: dict[str, bool] = {}
-        self._threats = service._threats is not None  # noqa: SLF001
         self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
         self._quarantined = service._quarantined(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
         self._party_error: InvalidRequestError | None = None
@@ -411,10 +412,9 @@ class _Batch:
         if invalid is not None:
             return _invalid(invalid, f"{where}[{index}].")
         policy = self._policy
-        if self._action is not None:
-            action_name, context = self._action, self._context
         try:
-            if self._shared_action:
+            if self._action is not None:  # FilterAllowed: the request's, validated already
+                action_name, context = self._action, self._context
                 validate_resource(resource)
             else:
                 validate_item(action_name, resource, context)
@@ -424,12 +424,7 @@ class _Batch:
                 validate_item_types(policy.schema, resource, context)
         except InvalidRequestError as exc:
             return _invalid(exc, f"{where}[{index}].")
-        decision = self._quarantined
-        if decision is None:
-            decision = self._binder.decide(action_name, resource, context)
-            if not decision.allowed and self._threats:
-                principal = self._principal
-                self._service._observe_denial(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
+        decision = self._service._decide(self._binder, self._quarantined, action_name, resource, context)  # noqa: SLF001
         if self._explain:
             principal = self._principal
             action = Action(principal.tenant, principal.subject, action_name, resource, principal.actor, context)
@@ -459,12 +454,12 @@ class _Batch:
         if allowed < count:
             METRICS.count_decisions(policy.policy_set, False, count - allowed)
         METRICS.observe_decision_seconds(each, count)
+        if not self._service._logging:  # noqa: SLF001
+            return
         latency_us = int(each * 1_000_000)
         decided_at = datetime.now(UTC)
         principal = self._principal
         tenant, subject, actor, caller = principal.tenant, principal.subject, principal.actor, principal.caller
-        if not self._service._logging:  # noqa: SLF001
-            return
         self._service._sink.record_many(  # noqa: SLF001
             [
                 _entry(
@@ -479,9 +474,6 @@ class _Batch:
 def _decision_id() -> str:
     """A random 128-bit decision id, 32 hex digits."""
     return os.urandom(16).hex()
-
-
-_NO_ACTOR: Mapping[str, Any] = MappingProxyType({})
 
 
 def _entry(
@@ -518,7 +510,7 @@ def _entry(
         latency_us,
         {
             "subject": subject.attributes,
-            "actor": actor.attributes if actor is not None else _NO_ACTOR,
+            "actor": actor.attributes if actor is not None else NO_ATTRIBUTES,
             "resource": resource.attributes,
             "context": context,
         },
