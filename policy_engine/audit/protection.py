@@ -54,6 +54,8 @@ _VERSION = "v1"
 # Built once: json.dumps with these options would build a new encoder on every call.
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 _ENV_PREFIX = "POLICY_ENGINE_AUDIT_"
+# Attribute value types whose equality means an equal encoding (see _party_by_content).
+_MEMO_TYPES = frozenset({str, int, bool, type(None)})
 
 
 class AttributeProtector:
@@ -142,11 +144,7 @@ class AttributeProtector:
             values = remaining.get(entity)
             if values is not None and name in values:
                 hashed[path] = self.hash_value(values.pop(name))
-        plaintext = _CANONICAL_JSON.encode(remaining).encode("utf-8")
-        nonce = os.urandom(12)
-        sealed = self._ciphers[self._active].encrypt(nonce, plaintext, self._active.encode())
-        token = base64.b64encode(nonce + sealed).decode("ascii")
-        return f"{_VERSION}:{token}", self._active, hashed
+        return self._seal(_CANONICAL_JSON.encode(remaining).encode("utf-8")), self._active, hashed
 
     def protect_many(
         self,
@@ -217,6 +215,98 @@ class AttributeProtector:
             token = b64(nonce + encrypt(nonce, plaintext, associated)).decode("ascii")
             out.append((f"{_VERSION}:{token}", active, hashes[index]))
         return out
+
+    def protect_group(
+        self,
+        group: Sequence[Mapping[str, Mapping[str, Any]]],
+        shared: Collection[str] = ("subject", "actor"),
+        on_error: Callable[[int, Exception], None] | None = None,
+    ) -> tuple[str, str, str, list[str]]:
+        """(ciphertext, key id, shared hashed attributes as JSON, each item's hashed attributes as
+        JSON or "") for the attributes of a group's items (a group row of the decision log).
+
+        The `shared` parties are taken from the first item (the caller groups only items that
+        share them); every other party is each item's own. One ciphertext seals them all: the
+        canonical JSON of {<shared party>: {...}, "items": [{<own party>: {...}}, ...]}, redacted
+        and hashed as `protect_many` does. An item whose own attributes cannot be encoded gets {}
+        and `on_error(index, exception)` is called; shared attributes that cannot be encoded
+        raise (the caller then seals the items one by one).
+        """
+        first = group[0]
+        fragments = []
+        shared_found: list[tuple[str, str]] = []
+        for key in sorted(name for name in shared if name in first and not is_credential_name(name)):
+            encoded, found = self._party(key, first[key] or {})
+            fragments.append(f"{_CANONICAL_JSON.encode(key)}:{encoded}")
+            shared_found.extend(found)
+        parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]] = {}
+        orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
+        items: list[str] = []
+        item_hashes: list[str] = []
+        for index, attributes in enumerate(group):
+            found_here: list[tuple[str, str]] = []
+            try:
+                keys = tuple(attributes)
+                order = orders.get(keys)
+                if order is None:
+                    order = orders[keys] = tuple(
+                        (key, f"{_CANONICAL_JSON.encode(str(key))}:")
+                        for key in sorted(keys, key=str)
+                        if key not in shared and not is_credential_name(key)
+                    )
+                own = []
+                for key, label in order:
+                    values = attributes[key]
+                    if not values:
+                        own.append(label + "{}")
+                        continue
+                    party = parties.get((label, id(values)))
+                    if party is None:
+                        party = self._party_by_content(parties, label, str(key), values)
+                    own.append(label + party[0])
+                    found_here.extend(party[1])
+                items.append("{" + ",".join(own) + "}")
+            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
+                if on_error is not None:
+                    on_error(index, exc)
+                items.append("{}")
+                found_here = []
+            item_hashes.append(json.dumps(dict(found_here), sort_keys=True) if found_here else "")
+        fragments.append('"items":[' + ",".join(items) + "]")
+        ciphertext = self._seal(("{" + ",".join(fragments) + "}").encode("utf-8"))
+        return ciphertext, self._active, json.dumps(dict(shared_found), sort_keys=True), item_hashes
+
+    @staticmethod
+    def item_attributes(group_attributes: Mapping[str, Any], index: int) -> dict[str, Any]:
+        """The attributes of item `index` from a group's revealed attributes, shaped as a single
+        decision's: the shared parties and that item's own."""
+        own = group_attributes["items"][index]
+        return {**{key: value for key, value in group_attributes.items() if key != "items"}, **own}
+
+    def _party_by_content(
+        self, memo: dict[Any, Any], label: str, entity: str, values: Mapping[str, Any]
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """`_party`, remembered in `memo` by the object and, when its values are all strings,
+        ints, bools or None, by its content too: the items of a batch often repeat a few small
+        attribute objects (a resource's classification), each a new object. The value's type is
+        part of the key (1 == True, but they encode differently); floats are left out (0.0 ==
+        -0.0)."""
+        content: Any = None
+        party = None
+        if all(type(value) in _MEMO_TYPES for value in values.values()):
+            content = (label, tuple((key, type(value), value) for key, value in values.items()))
+            party = memo.get(content)
+        if party is None:
+            party = self._party(entity, values)
+            if content is not None:
+                memo[content] = party
+        memo[(label, id(values))] = party
+        return party
+
+    def _seal(self, plaintext: bytes) -> str:
+        nonce = os.urandom(12)
+        sealed = self._ciphers[self._active].encrypt(nonce, plaintext, self._active.encode())
+        return f"{_VERSION}:{base64.b64encode(nonce + sealed).decode('ascii')}"
 
     def _party(self, entity: str, values: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
         """One party's attributes: their canonical JSON without the hashed ones, and those hashed."""

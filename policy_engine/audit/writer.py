@@ -39,6 +39,8 @@ from policy_engine.audit.records import DecisionRecord
 from policy_engine.audit.spill import SpillFile
 from policy_engine.store.decision_log import (
     GENESIS_HASH,
+    GROUP_PREFIX_LENGTH,
+    ROW_COLUMNS,
     DecisionLogRepository,
     ReplicaPosition,
     canonical_time,
@@ -298,7 +300,7 @@ class DecisionLog:
                 self._database_failed(exc)
             else:
                 self._database_answered()
-                self._count(written=len(rows))
+                self._count(written=len(batch))
                 return
         try:
             self._spill.append([row_mapping(row) for row in rows])
@@ -306,28 +308,49 @@ class DecisionLog:
             # Kept nowhere: give the sequence numbers back so the chain has no gap.
             self._position = before
             self._failing = True
-            self._lose(len(rows), f"spill file failed ({exc})", quiet=True)
+            self._lose(len(batch), f"spill file failed ({exc})", quiet=True)
             log.error("decision log: %d entries lost, database and spill file both failed: %s",
-                      len(rows), exc)
+                      len(batch), exc)
             return
         self._failing = False
-        self._count(spilled=len(rows))
+        self._count(spilled=len(batch))
 
     def _seal(self, batch: list[DecisionRecord]) -> list[tuple[Any, ...]]:
         """Rows for `batch` (ROW_COLUMNS order): attributes protected, next sequence numbers,
-        chained hashes. Entries are read by position: a DecisionRecord or a plain tuple."""
+        chained hashes. Consecutive items of one request become one group row; other entries get
+        a row each. Entries are read by position: a DecisionRecord or a plain tuple."""
         assert self._position is not None
         seq, previous = self._position.seq, self._position.hash
         replica = self.replica_id
-        protected = self._protector.protect_many([entry[15] for entry in batch], self._unrecordable(batch))
+        runs = _request_runs(batch)
+        groups: dict[int, tuple[str, str, str, list[str]]] = {}
+        for start, end in runs:
+            if end - start > 1:
+                try:
+                    groups[start] = self._protector.protect_group(
+                        [entry[15] for entry in batch[start:end]], on_error=self._unrecordable(batch, start)
+                    )
+                except Exception:  # noqa: BLE001 - shared attributes that do not encode: one row each
+                    runs = _split(runs, start)
+        singles = [batch[start] for start, end in runs if end - start == 1]
+        protected = iter(self._protector.protect_many([entry[15] for entry in singles], self._unrecordable(singles)))
         times: dict[Any, str] = {}
         rows = []
-        for entry, (ciphertext, key_id, hashed) in zip(batch, protected, strict=True):
+        for start, end in runs:
+            entry = batch[start]
             (decision_id, decided_at, policy_set, policy_version, tenant, subject, actor, caller,
              action, resource, allowed, rule, reason, request_id, latency_us, _) = entry
             moment = times.get(decided_at)
             if moment is None:
                 moment = times[decided_at] = canonical_time(decided_at)
+            if end - start == 1:
+                ciphertext, key_id, hashed = next(protected)
+                items, item_count = "", 1
+            else:
+                ciphertext, key_id, hashed, item_hashes = groups[start]
+                items, item_count = _group_items(batch[start:end], item_hashes), end - start
+                allowed = all(member[10] for member in batch[start:end])
+                action = resource = rule = reason = request_id = ""
             texts = (policy_set, tenant, subject, actor, caller, action, resource, rule, reason, request_id)
             for text in texts:
                 if type(text) is not str or _NUL in text:
@@ -340,21 +363,21 @@ class DecisionLog:
             digest = chain_hash([
                 previous, replica, seq, decision_id, moment, policy_set, policy_version, tenant,
                 subject, actor, caller, action, resource, allowed, rule, reason, request_id,
-                latency_us, key_id, ciphertext, hashed,
+                latency_us, key_id, ciphertext, hashed, items, item_count,
             ])
             rows.append((
                 decision_id, replica, seq, previous, digest, moment, policy_set, policy_version,
                 tenant, subject, actor, caller, action, resource, allowed, rule, reason,
-                request_id, latency_us, key_id, ciphertext, hashed,
+                request_id, latency_us, key_id, ciphertext, hashed, items, item_count,
             ))
             previous = digest
         self._position = ReplicaPosition(seq, previous)
         return rows
 
     @staticmethod
-    def _unrecordable(batch: list[DecisionRecord]) -> Any:
+    def _unrecordable(batch: list[DecisionRecord], offset: int = 0) -> Any:
         def warn(index: int, exc: Exception) -> None:
-            log.warning("decision %s: attributes not recordable (%s)", batch[index][0], exc)
+            log.warning("decision %s: attributes not recordable (%s)", batch[offset + index][0], exc)
 
         return warn
 
@@ -369,7 +392,7 @@ class DecisionLog:
                 return
             self._database_answered()
         self._spill.commit_through(end)
-        self._count(replayed=len(rows))
+        self._count(replayed=sum(row[_ITEM_COUNT] for row in rows))
         if not self._spill.pending:
             self._save_position()
             log.info("decision log: spill file replayed into the database")
@@ -439,3 +462,74 @@ class DecisionLog:
             self._lost += n
         if self._fail_closed and not quiet:
             raise AuditUnavailableError(why)
+
+
+# Entry fields the items of one request share: decided_at, policy_set, policy_version, tenant,
+# subject, actor, caller (positions 1-7), and latency_us (14).
+_SHARED = slice(1, 8)
+_ITEM_COUNT = ROW_COLUMNS.index("item_count")
+_LATENCY = 14
+
+
+def _request_runs(batch: Sequence[DecisionRecord]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive entries that are items of one request (see
+    _same_request); every other entry is a run of one."""
+    runs = []
+    start = 0
+    for index in range(1, len(batch) + 1):
+        if index == len(batch) or not _same_request(batch[start], batch[index]):
+            runs.append((start, index))
+            start = index
+    return runs
+
+
+def _same_request(first: DecisionRecord, entry: DecisionRecord) -> bool:
+    """Whether `entry` can share a group row with `first`: an item of the same request (decision
+    ids with the request's prefix, service.decisions) with the same shared fields and parties."""
+    first_id, entry_id = first[0], entry[0]
+    if (
+        type(first_id) is not str
+        or type(entry_id) is not str
+        or len(first_id) != len(entry_id)
+        or len(first_id) <= GROUP_PREFIX_LENGTH
+        or first_id[:GROUP_PREFIX_LENGTH] != entry_id[:GROUP_PREFIX_LENGTH]
+        or first_id == entry_id
+        or first[_SHARED] != entry[_SHARED]
+        or first[_LATENCY] != entry[_LATENCY]
+    ):
+        return False
+    first_attributes, attributes = first[15], entry[15]
+    try:
+        for party in ("subject", "actor"):
+            shared, own = first_attributes.get(party, _ABSENT), attributes.get(party, _ABSENT)
+            if shared is not own and shared != own:
+                return False
+    except AttributeError:  # not mappings: nothing to share
+        return False
+    return True
+
+
+_ABSENT = object()
+
+
+def _split(runs: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
+    """`runs` with the run that begins at `start` split into runs of one."""
+    out = []
+    for run_start, run_end in runs:
+        if run_start == start:
+            out.extend((index, index + 1) for index in range(run_start, run_end))
+        else:
+            out.append((run_start, run_end))
+    return out
+
+
+def _group_items(members: Sequence[DecisionRecord], hashes: list[str]) -> str:
+    """The `items` column of a group row: GROUP_ITEM_FIELDS per member, as a JSON array."""
+    return _ITEMS_JSON.encode([
+        [entry[0][GROUP_PREFIX_LENGTH:], entry[8], entry[9], bool(entry[10]), entry[11], entry[12],
+         entry[13], hashed]
+        for entry, hashed in zip(members, hashes, strict=True)
+    ])
+
+
+_ITEMS_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)

@@ -150,8 +150,11 @@ class AuditService:
         if self._protector is None or not decision.attributes_ciphertext:
             return None
         try:
-            return self._protector.reveal(decision.attributes_ciphertext, decision.key_id)
-        except AuditError:
+            attributes = self._protector.reveal(decision.attributes_ciphertext, decision.key_id)
+            if decision.item_index is None:
+                return attributes
+            return AttributeProtector.item_attributes(attributes, decision.item_index)
+        except (AuditError, KeyError, IndexError, TypeError):
             return None
 
 def _action(decision: StoredDecision, attributes: Mapping[str, Any]) -> Action:

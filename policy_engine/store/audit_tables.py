@@ -80,6 +80,10 @@ decision_log = Table(
     Column("attributes", Text, nullable=False),
     # JSON object {"subject.email": "hmac-sha256:..."} of the attributes kept as keyed hashes
     Column("hashed_attributes", Text, nullable=False),
+    # A group row (migration 0006): the decisions of one batch request, each item's own part as
+    # a JSON array (see store.decision_log.GROUP_ITEM_FIELDS); empty for a single decision.
+    Column("items", Text, nullable=False, server_default=""),
+    Column("item_count", Integer, nullable=False, server_default="1"),
     UniqueConstraint("replica_id", "seq", name="uq_decision_log_replica_id_seq"),
 )
 Index("ix_decision_log_decided_at", decision_log.c.decided_at)

@@ -6,6 +6,14 @@ the first) and its own hash over that previous hash and every stored column (`en
 chain format 2 since migration 0005).
 A row edited in place no longer matches its hash; a row deleted leaves a gap in `seq`.
 
+A group row (migration 0006) holds the decisions of one BatchCheck or FilterAllowed request, or
+as many of them as one writer batch took: what they share once (time, version, tenant, subject,
+actor, caller, latency, the encrypted attributes) and each item's own part in `items`, a JSON
+array of GROUP_ITEM_FIELDS. Its `decision_id` is its first item's; the items' ids are the
+request's 24-digit prefix and their own suffix. Its `allowed` is true only when every item was
+allowed, and its action, resource, rule, reason and request id are empty. Reading expands a
+group row into one StoredDecision per item, so readers see decisions, never rows.
+
 Retention deletes the oldest rows of a replica in batches; each batch writes a checkpoint
 (replica, up_to_seq, last_hash, purged_rows) in the same transaction, so `verify` knows the
 chain legitimately starts after `up_to_seq`, and that every missing row at or below it is
@@ -18,6 +26,7 @@ writer with full database access rewriting the whole chain from some point on.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -43,6 +52,8 @@ from policy_engine.store.audit_tables import (
 
 __all__ = [
     "GENESIS_HASH",
+    "GROUP_ITEM_FIELDS",
+    "GROUP_PREFIX_LENGTH",
     "AdminEvent",
     "ChainProblem",
     "ChainReport",
@@ -82,7 +93,17 @@ CHAINED_COLUMNS = (
     "key_id",
     "attributes",
     "hashed_attributes",
+    "items",
+    "item_count",
 )
+
+# One item of a group row's `items`: the decision id's suffix after the request's prefix, the
+# item's own columns, and its own keyed hashes (JSON, "" when none; the shared ones are the row's).
+GROUP_ITEM_FIELDS = (
+    "id_suffix", "action", "resource", "allowed", "rule", "reason", "request_id", "hashed_attributes",
+)
+# The length of the decision-id prefix shared by the items of one request (service.decisions).
+GROUP_PREFIX_LENGTH = 24
 
 # Only one replica purges at a time on PostgreSQL; others skip the batch.
 _PURGE_LOCK = 0x6175646974
@@ -93,6 +114,7 @@ ROW_COLUMNS = (
     "decision_id", "replica_id", "seq", "prev_hash", "entry_hash", "decided_at", "policy_set",
     "policy_version", "tenant", "subject", "actor", "caller", "action", "resource", "allowed",
     "rule", "reason", "request_id", "latency_us", "key_id", "attributes", "hashed_attributes",
+    "items", "item_count",
 )
 _SEQ, _ENTRY_HASH, _TIME, _ALLOWED_AT = (ROW_COLUMNS.index(n) for n in ("seq", "entry_hash", "decided_at", "allowed"))
 
@@ -151,10 +173,14 @@ def _sqlite_params(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
 
 def row_from_mapping(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """A row (ROW_COLUMNS order, canonical time text) from its mapping form (the spill file)."""
-    values = [row[name] for name in ROW_COLUMNS]
+    # a spill file written before migration 0006 has no group columns: single decisions
+    values = [row.get(name, _SINGLE.get(name)) for name in ROW_COLUMNS]
     values[_TIME] = canonical_time(values[_TIME])
     values[_ALLOWED_AT] = bool(values[_ALLOWED_AT])
     return tuple(values)
+
+
+_SINGLE = {"items": "", "item_count": 1}
 
 
 def row_mapping(row: Sequence[Any]) -> dict[str, Any]:
@@ -188,11 +214,13 @@ def chain_hash(values: Sequence[Any]) -> str:
     The hashed text (chain format 2, migration 0005) is "v2|" then each value in that order:
     a text as <length in characters>:<text>, an integer as <decimal>. (ending in a dot), the
     bool as 1 or 0. Every value's end is known from its start, so no two rows share a text.
+    A group row (non-empty `items`, migration 0006) appends items and item_count the same way;
+    a single decision's text ends at hashed_attributes, as it did before groups existed.
     (One f-string: a generic encoder, such as JSON, costs several times more per row.)
     """
     (prev, replica, seq, decision_id, moment, policy_set, policy_version, tenant, subject, actor,
      caller, action, resource, allowed, rule, reason, request_id, latency_us, key_id, attributes,
-     hashed) = values
+     hashed, items, item_count) = values
     text = (
         f"v2|{len(prev)}:{prev}{len(replica)}:{replica}{seq:d}.{len(decision_id)}:{decision_id}"
         f"{len(moment)}:{moment}{len(policy_set)}:{policy_set}{policy_version:d}."
@@ -201,13 +229,15 @@ def chain_hash(values: Sequence[Any]) -> str:
         f"{len(reason)}:{reason}{len(request_id)}:{request_id}{latency_us:d}.{len(key_id)}:{key_id}"
         f"{len(attributes)}:{attributes}{len(hashed)}:{hashed}"
     )
+    if items:
+        text += f"{len(items)}:{items}{item_count:d}."
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # Positions in entry_hash's value list (the previous hash comes first).
 _DECIDED_AT = 1 + CHAINED_COLUMNS.index("decided_at")
 _ALLOWED = 1 + CHAINED_COLUMNS.index("allowed")
-_INTEGERS = tuple(1 + CHAINED_COLUMNS.index(n) for n in ("seq", "policy_version", "latency_us"))
+_INTEGERS = tuple(1 + CHAINED_COLUMNS.index(n) for n in ("seq", "policy_version", "latency_us", "item_count"))
 
 
 @dataclass(frozen=True)
@@ -236,6 +266,9 @@ class StoredDecision:
     hashed_attributes: Mapping[str, str]
     prev_hash: str
     entry_hash: str
+    # The decision's position in its group row (its attributes are that item's of the group's
+    # ciphertext); None for a decision stored in a row of its own.
+    item_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -382,7 +415,7 @@ class DecisionLogRepository:
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[StoredDecision]:
-        """Decisions matching every given filter, newest first."""
+        """Decisions matching every given filter, newest first (a group's items last one first)."""
         statement = select(decision_log)
         if subject is not None:
             statement = statement.where(decision_log.c.subject == subject)
@@ -390,28 +423,56 @@ class DecisionLogRepository:
             statement = statement.where(decision_log.c.actor == actor)
         if tenant is not None:
             statement = statement.where(decision_log.c.tenant == tenant)
-        if denied is not None:
-            statement = statement.where(decision_log.c.allowed.is_(not denied))
+        if denied:  # a group row with a denied item is not `allowed`; its items are filtered below
+            statement = statement.where(decision_log.c.allowed.is_(False))
         if since is not None:
             statement = statement.where(decision_log.c.decided_at >= utc(since))
-        statement = statement.order_by(
-            decision_log.c.decided_at.desc(), decision_log.c.id.desc()
-        ).limit(limit)
+        statement = statement.order_by(decision_log.c.decided_at.desc(), decision_log.c.id.desc())
+        found: list[StoredDecision] = []
         with self._read() as conn:
-            return [_stored(row) for row in conn.execute(statement)]
+            # A row holds at least one decision: `limit` rows are enough unless items are filtered.
+            offset = 0
+            while len(found) < limit:
+                rows = conn.execute(statement.offset(offset).limit(limit)).all()
+                for row in rows:
+                    for stored in reversed(_decisions(row)):
+                        if denied is None or stored.allowed is not denied:
+                            found.append(stored)
+                if len(rows) < limit:
+                    break
+                offset += limit
+        return found[:limit]
 
     def get(self, decision_id: str) -> StoredDecision:
+        """The decision with this id, in a row of its own or as an item of a group row."""
         with self._read() as conn:
             row = conn.execute(
                 select(decision_log).where(decision_log.c.decision_id == decision_id)
             ).first()
-        if row is None:
-            raise NotFoundError(f"no decision {decision_id!r} in the log")
-        return _stored(row)
+            prefix = decision_id[:GROUP_PREFIX_LENGTH]
+            if row is None and len(decision_id) > GROUP_PREFIX_LENGTH:
+                # A group row is stored under its first item's id, which sorts before its other
+                # items' ids (same prefix, smaller suffix).
+                row = conn.execute(
+                    select(decision_log)
+                    .where(
+                        decision_log.c.decision_id >= prefix,
+                        decision_log.c.decision_id < decision_id,
+                        decision_log.c.item_count > 1,
+                    )
+                    .order_by(decision_log.c.decision_id.desc())
+                    .limit(1)
+                ).first()
+        if row is not None and row.decision_id.startswith(prefix):
+            for stored in _decisions(row):
+                if stored.decision_id == decision_id:
+                    return stored
+        raise NotFoundError(f"no decision {decision_id!r} in the log")
 
     def count(self) -> int:
+        """The number of decisions stored (a group row counts its items)."""
         with self._read() as conn:
-            return int(conn.scalar(select(func.count()).select_from(decision_log)) or 0)
+            return int(conn.scalar(select(func.coalesce(func.sum(decision_log.c.item_count), 0))) or 0)
 
     # --- tamper evidence --------------------------------------------------------------------
 
@@ -648,6 +709,32 @@ def _rows_by_seq(conn: Connection, replica_id: str, page: int = 5000) -> Iterato
         if len(rows) < page:
             return
         after = int(rows[-1].seq)
+
+
+def _decisions(row: Any) -> list[StoredDecision]:
+    """The decisions of a row: itself, or the items of a group row in their order."""
+    stored = _stored(row)
+    if not row.items:
+        return [stored]
+    prefix = stored.decision_id[:GROUP_PREFIX_LENGTH]
+    shared = stored.hashed_attributes
+    return [
+        dataclasses.replace(
+            stored,
+            decision_id=prefix + suffix,
+            action=action,
+            resource=resource,
+            allowed=bool(allowed),
+            rule=rule,
+            reason=reason,
+            request_id=request_id,
+            hashed_attributes={**shared, **json.loads(hashed)} if hashed else shared,
+            item_index=index,
+        )
+        for index, (suffix, action, resource, allowed, rule, reason, request_id, hashed) in enumerate(
+            json.loads(row.items)
+        )
+    ]
 
 
 def _stored(row: Any) -> StoredDecision:

@@ -8,17 +8,21 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, func, select
 
-from policy_engine.audit import AuditUnavailableError, DecisionRecord, NullSink
+from policy_engine.audit import AttributeProtector, AuditUnavailableError, DecisionRecord, NullSink
 from policy_engine.audit.process import _TAKEN, DecisionLogProcess
 from policy_engine.store.audit_tables import decision_log
+from policy_engine.errors import NotFoundError
+from policy_engine.store.db import downgrade
 from policy_engine.store.decision_log import DecisionLogRepository
-from tests.integration.test_decision_log import decision, open_log, protector, wait_until
+from tests.integration.test_decision_log import Outage, decision, open_log, outage, protector, wait_until
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 
@@ -205,3 +209,139 @@ def test_a_blocked_writer_does_not_outlive_a_killed_serving_process(tmp_path: Pa
         wait_until(writer_gone, timeout=45)
     finally:
         parent.kill()
+
+
+def request_items(count: int, *, prefix: str | None = None, denied_every: int = 7) -> list[DecisionRecord]:
+    """Entries as one BatchCheck hands them over: ids with the request's prefix and the item's
+    number, one time, one latency and one subject attributes object for all, each item its own
+    resource and context; every `denied_every`-th item denied."""
+    prefix = prefix or uuid.uuid4().hex[:24]
+    decided_at = datetime.now(UTC)
+    subject = MappingProxyType({"email": "carol@example.com", "clearance": 3})
+    entries = []
+    for n in range(count):
+        allowed = n % denied_every != 0
+        entries.append(decision(n, allowed=allowed, decided_at=decided_at)._replace(
+            decision_id=f"{prefix}{n + 1:08x}",
+            attributes={"subject": subject, "actor": {}, "resource": {"classification": n % 4},
+                        "context": {"turn": n}},
+        ))
+    return entries
+
+
+def row_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(decision_log)) or 0)
+
+
+class TestGroupRows:
+    def test_items_of_one_request_share_a_row_and_read_back_one_by_one(self, engine: Engine,
+                                                                       tmp_path: Path) -> None:
+        """A request's 100 items are one row; each reads back by its id with its own fields,
+        attributes and keyed hashes; counts, filters and the chain see decisions."""
+        sink = open_log(engine, tmp_path / "spill", batch_size=500)
+        sent = request_items(100)
+        sink.record_many(sent)
+        sink.record(decision(500))
+        sink.close(timeout=30)
+        assert sink.stats.written == 101
+        repository = DecisionLogRepository(engine)
+        assert (row_count(engine), repository.count()) == (2, 101)
+        for entry in sent[::9] + [sent[-1]]:
+            stored = repository.get(entry.decision_id)
+            assert (stored.decision_id, stored.action, stored.resource, stored.allowed, stored.rule,
+                    stored.reason, stored.request_id, stored.subject, stored.latency_us) == (
+                entry.decision_id, entry.action, entry.resource, entry.allowed, entry.rule,
+                entry.reason, entry.request_id, "alice", 42)
+            attributes = AttributeProtector.item_attributes(
+                protector().reveal(stored.attributes_ciphertext, stored.key_id), stored.item_index)
+            n = sent.index(entry)
+            assert attributes == {"subject": {"clearance": 3}, "actor": {},
+                                  "resource": {"classification": n % 4}, "context": {"turn": n}}
+            assert stored.hashed_attributes == {"subject.email": protector().hash_value("carol@example.com")}
+        denied = [entry.decision_id for entry in sent if not entry.allowed]
+        assert sorted(d.decision_id for d in repository.query(denied=True, limit=1000)) == sorted(denied)
+        allowed = repository.query(denied=False, limit=1000)
+        assert len(allowed) == 101 - len(denied) and all(d.allowed for d in allowed)
+        assert len(repository.query(limit=30)) == 30
+        with pytest.raises(NotFoundError):
+            repository.get(sent[0].decision_id[:24] + "ffffffff")
+        report = repository.verify()
+        assert report.ok and report.rows_checked == 2, report.lines()
+
+    def test_a_request_larger_than_a_writer_batch_spans_rows(self, engine: Engine, tmp_path: Path) -> None:
+        """Items split across writer batches land in several group rows; every item is still found."""
+        sink = open_log(engine, tmp_path / "spill", batch_size=64)
+        sent = request_items(150)
+        sink.record_many(sent)
+        sink.close(timeout=30)
+        repository = DecisionLogRepository(engine)
+        assert row_count(engine) == 3 and repository.count() == 150
+        assert [repository.get(e.decision_id).resource for e in sent] == [e.resource for e in sent]
+        assert repository.verify().ok
+
+    def test_items_of_different_requests_or_parties_are_not_grouped(self, engine: Engine,
+                                                                   tmp_path: Path) -> None:
+        """Two requests handed over back to back, and items whose subject attributes differ, get
+        rows of their own."""
+        sink = open_log(engine, tmp_path / "spill", batch_size=500)
+        first, second = request_items(5), request_items(5)
+        other_subject = first[4]._replace(decision_id=first[0].decision_id[:24] + "00000099",
+                                          attributes={**first[4].attributes, "subject": {"clearance": 1}})
+        sink.record_many(first + second + [other_subject])
+        sink.close(timeout=30)
+        assert row_count(engine) == 3
+        assert DecisionLogRepository(engine).get(other_subject.decision_id).item_index is None
+
+    def test_an_edited_item_fails_verification(self, engine: Engine, tmp_path: Path) -> None:
+        """Changing one item's outcome inside a group row breaks that row's hash."""
+        sink = open_log(engine, tmp_path / "spill")
+        sink.record_many(request_items(20))
+        sink.close(timeout=30)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("ALTER TABLE decision_log DISABLE TRIGGER decision_log_immutable")
+                conn.exec_driver_sql("UPDATE decision_log SET items = replace(items, 'false', 'true')")
+                conn.exec_driver_sql("ALTER TABLE decision_log ENABLE TRIGGER decision_log_immutable")
+            else:
+                conn.exec_driver_sql("DROP TRIGGER decision_log_no_update")
+                conn.exec_driver_sql("UPDATE decision_log SET items = replace(items, 'false', 'true')")
+        report = DecisionLogRepository(engine).verify()
+        assert not report.ok and report.replicas[0].problem.kind == "edited", report.lines()
+
+    def test_group_rows_survive_an_outage_through_the_spill_file(self, outage: Outage, tmp_path: Path) -> None:
+        """Group rows spilled while the database is cut are replayed once it is back, each item once."""
+        sink = open_log(outage.engine, tmp_path / "spill", batch_size=100)
+        sink.record_many(request_items(100))
+        wait_until(lambda: sink.stats.written == 100)
+        outage.cut()
+        during = request_items(250)
+        sink.record_many(during)
+        wait_until(lambda: sink.stats.spilled == 250)
+        outage.restore()
+        wait_until(lambda: sink.stats.replayed == 250 and not sink.stats.spill_pending, timeout=60)
+        sink.close(timeout=30)
+        repository = DecisionLogRepository(outage.direct)
+        assert repository.count() == 350 and sink.stats.lost == 0
+        assert repository.get(during[-1].decision_id).resource == during[-1].resource
+        assert repository.verify().ok
+
+    def test_writer_process_groups_a_request(self, database_url: str, engine: Engine, tmp_path: Path) -> None:
+        """Through the writer process (entries pickled across), a request's items still share a row."""
+        sink = open_process(database_url, tmp_path / "spill")
+        sent = request_items(200)
+        sink.record_many(sent)
+        sink.close(timeout=60)
+        assert (sink.stats.written, sink.stats.lost) == (200, 0)
+        assert row_count(engine) == 1
+        assert DecisionLogRepository(engine).get(sent[123].decision_id).resource == sent[123].resource
+
+    def test_downgrade_below_groups_is_refused_while_group_rows_exist(self, engine: Engine,
+                                                                       tmp_path: Path) -> None:
+        """Migration 0006 does not drop stored group rows: its downgrade refuses and changes nothing."""
+        sink = open_log(engine, tmp_path / "spill")
+        sink.record_many(request_items(10))
+        sink.close(timeout=30)
+        with pytest.raises(RuntimeError, match="group rows"):
+            downgrade(engine, "0005")
+        assert DecisionLogRepository(engine).count() == 10

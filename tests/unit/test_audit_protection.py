@@ -144,3 +144,47 @@ class TestProtectMany:
         assert errors == [0]
         assert protector.reveal(results[0][0], "k1") == {}
         assert protector.reveal(results[1][0], "k1") == {"subject": {"mfa": False}}
+
+
+class TestProtectGroup:
+    def protector(self) -> AttributeProtector:
+        return AttributeProtector({"k1": KEY_1}, "k1", hashed=["subject.email", "context.ip"], hash_key=HASH_KEY)
+
+    def test_each_item_reads_back_as_redact_then_protect_would_store_it(self) -> None:
+        """One ciphertext for the group; each item's attributes and hashes equal a single entry's."""
+        from types import MappingProxyType
+
+        from policy_engine.audit import redact
+
+        protector = self.protector()
+        subject = MappingProxyType({"email": "a@x.io", "mfa": True, "token": "secret"})
+        # Equal-looking values of different types must not share an encoding (1 == True == 1.0).
+        resources = [{"n": 1}, {"n": True}, {"n": 1.0}, {"n": 1}, {"n": [1, {"b": 2}]}, {}, {"password": "x"}]
+        group = [
+            {"subject": subject, "actor": {}, "resource": resource, "context": {"ip": f"10.0.0.{n}"}}
+            for n, resource in enumerate(resources)
+        ]
+        ciphertext, key_id, shared_hashed, item_hashed = protector.protect_group(group)
+        revealed = protector.reveal(ciphertext, key_id)
+        assert json.loads(shared_hashed) == {"subject.email": protector.hash_value("a@x.io")}
+        for index, attributes in enumerate(group):
+            expected_ciphertext, _, expected_hashed = protector.protect(redact(attributes))
+            assert AttributeProtector.item_attributes(revealed, index) == protector.reveal(expected_ciphertext, "k1")
+            assert {**json.loads(shared_hashed), **json.loads(item_hashed[index])} == expected_hashed
+        assert json.dumps(revealed["items"][1]["resource"]) == '{"n": true}'
+        assert "secret" not in json.dumps(revealed) and "a@x.io" not in json.dumps(revealed)
+
+    def test_an_item_that_does_not_encode_is_empty_and_reported(self) -> None:
+        """An item's own attributes that cannot be encoded become {}; the other items are kept."""
+        errors: list[int] = []
+        group = [{"subject": {"mfa": True}, "resource": {"n": n}} for n in range(3)]
+        group[1] = {"subject": {"mfa": True}, "resource": ["not", "a", "mapping"]}
+        protector = self.protector()
+        ciphertext, key_id, _, _ = protector.protect_group(group, on_error=lambda i, exc: errors.append(i))
+        revealed = protector.reveal(ciphertext, key_id)
+        assert errors == [1]
+        assert [AttributeProtector.item_attributes(revealed, i) for i in range(3)] == [
+            {"subject": {"mfa": True}, "resource": {"n": 0}},
+            {"subject": {"mfa": True}},
+            {"subject": {"mfa": True}, "resource": {"n": 2}},
+        ]
