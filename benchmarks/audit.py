@@ -3,10 +3,10 @@
     python benchmarks/audit.py                          # SQLite and PostgreSQL, 3 runs each
     python benchmarks/audit.py --db sqlite --entries 50000 --repeat 5
 
-Entries look like the service's: groups of `--group` (a BatchCheck) sharing one subject, actor,
-decision time and caller, each with its own resource, decision id (the request's prefix and the
-item's number, so the writer stores a group as one row) and request id; or, for single
-`record` calls, as many Checks (random decision ids, one row each); attribute
+Entries look like the service's: DecisionGroups of `--group` decisions (a BatchCheck, handed
+over with `record_group`, stored as one row) sharing one subject, actor, decision time and
+caller, each with its own resource, decision id and request id; or, for single `record` calls,
+the same decisions as separate Checks (random decision ids, one row each); attribute
 mappings are MappingProxyType as the engine's entities hold them; one attribute is configured
 as hashed, the rest encrypted. Reported per run (no assertions; the machine is shared, so
 compare the best of several runs):
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy  # noqa: E402
 
-from policy_engine.audit import AttributeProtector, DecisionLog, DecisionRecord  # noqa: E402
+from policy_engine.audit import AttributeProtector, DecisionGroup, DecisionLog, DecisionRecord  # noqa: E402
 from policy_engine.audit.process import DecisionLogProcess  # noqa: E402
 from policy_engine.store import ensure_schema, open_database  # noqa: E402
 
@@ -52,38 +52,34 @@ def protector() -> AttributeProtector:
     return AttributeProtector({"k1": bytes(range(32))}, "k1", hashed=["subject.email"], hash_key=b"h" * 32)
 
 
-def groups(count: int, size: int, batch: bool = True) -> list[list[DecisionRecord]]:
-    """`count` entries in groups of `size`, shaped like BatchCheck's items (`batch`) or, with
-    random decision ids, like separate Checks."""
+def groups(count: int, size: int) -> list[DecisionGroup]:
+    """`count` decisions in groups of `size`, as BatchCheck hands them over."""
     out = []
     tools = ["web_search", "sql_query", "shell_exec", "email_send", "calculator"]
     for g in range(0, count, size):
         subject = MappingProxyType({"email": f"user{g}@example.com", "clearance": 2, "mfa": True})
         actor = MappingProxyType({"trust": "low"})
-        decided_at = datetime.now(UTC)
-        prefix = uuid.uuid4().hex[:24]
-        group = []
-        for i in range(min(size, count - g)):
-            group.append(DecisionRecord(
-                decision_id=f"{prefix}{i + 1:08x}" if batch else os.urandom(16).hex(),
-                decided_at=decided_at,
-                policy_set="default",
-                policy_version=7,
-                tenant="acme",
-                subject=f"user{g}",
-                actor="agent:rag",
-                caller="spiffe://acme/app",
-                action="invoke",
-                resource=f"tool:{tools[i % 5]}",
-                allowed=i % 3 != 0,
-                rule="p, analyst, *, tool:web_search, invoke, True, allow" if i % 3 else "",
-                reason="matched" if i % 3 else "no rule matched",
-                request_id=f"req-{g}-{i}",
-                latency_us=12,
-                attributes={"subject": subject, "actor": actor,
-                            "resource": MappingProxyType({"classification": i % 4}), "context": {}},
-            ))
-        out.append(group)
+        out.append(DecisionGroup(
+            id_prefix=uuid.uuid4().hex[:24],
+            decided_at=datetime.now(UTC),
+            policy_set="default",
+            policy_version=7,
+            tenant="acme",
+            subject=f"user{g}",
+            actor="agent:rag",
+            caller="spiffe://acme/app",
+            latency_us=12,
+            attributes={"subject": subject, "actor": actor},
+            items=[
+                (  # a GroupItem's fields; the service hands over plain tuples
+                    f"{i + 1:08x}", "invoke", f"tool:{tools[i % 5]}", i % 3 != 0,
+                    "p, analyst, *, tool:web_search, invoke, True, allow" if i % 3 else "",
+                    "matched" if i % 3 else "no rule matched", f"req-{g}-{i}",
+                    {"resource": MappingProxyType({"classification": i % 4}), "context": {}},
+                )
+                for i in range(min(size, count - g))
+            ],
+        ))
     return out
 
 
@@ -115,16 +111,19 @@ def wait_for(condition: Callable[[], bool], timeout: float = 300.0) -> None:
         time.sleep(0.05)
 
 
-def hand(sink: Any, batches: Sequence[list[DecisionRecord]], grouped: bool) -> None:
-    many = getattr(sink, "record_many", None) if grouped else None
-    if many is not None:
-        for group in batches:
-            many(group)
-        return
-    record = sink.record
-    for group in batches:
-        for entry in group:
-            record(entry)
+def units(batches: Sequence[DecisionGroup], grouped: bool) -> list[Any]:
+    """What to hand over: the groups, or (`grouped` false) their decisions as separate Checks
+    would make them (random decision ids, a row each)."""
+    if grouped:
+        return list(batches)
+    return [entry._replace(decision_id=os.urandom(16).hex()) for group in batches for entry in group.records()]
+
+
+def hand(sink: Any, handed: Sequence[Any], grouped: bool) -> None:
+    """Each group with record_group, or each decision with record."""
+    deliver = sink.record_group if grouped else sink.record
+    for unit in handed:
+        deliver(unit)
 
 
 def kept(sink: Any) -> int:
@@ -167,10 +166,9 @@ def run_process(kind: str, entries: int, group: int, grouped: bool) -> dict[str,
         sink = DecisionLogProcess(database.url, replica_id="bench", spill_dir=Path(directory) / "spill",
                                   protector=protector(), queue_size=max(20_000, entries * 2))
         try:
-            warm = groups(200, group, grouped)
-            hand(sink, warm, grouped)
+            hand(sink, units(groups(200, group), grouped), grouped)
             wait_for(lambda: kept(sink) >= 200)
-            batches = groups(entries, group, grouped)
+            batches = units(groups(entries, group), grouped)
             rows_before = database.rows()
             child = sink._process.pid  # noqa: SLF001 - a benchmark reads the writer's CPU
             serving0, writer0, wall0 = time.process_time(), cpu_seconds(child), time.perf_counter()

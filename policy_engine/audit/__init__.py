@@ -2,8 +2,9 @@
 
 The service builds a `DecisionRecord` per decision and hands it to an `AuditSink`:
 `NullSink` when audit is off, `DecisionLog` otherwise (`DecisionLogProcess` runs it in a child
-process). `record` only puts the entry on a bounded in-memory queue, `record_many` a BatchCheck's
-entries at once (the bound counts entries); a background thread protects the attributes
+process). `record` only puts the entry on a bounded in-memory queue, `record_many` several
+entries at once, `record_group` a BatchCheck's decisions as one `DecisionGroup` (the bound
+counts decisions; a group is stored as one row); a background thread protects the attributes
 (`AttributeProtector`: AES-GCM with a key id per row, or a keyed hash per configured attribute;
 credentials redacted first), chains the entries (per-replica `seq`, hash over the previous
 entry) and batches them into the database, or into an fsynced local spill file while the
@@ -16,8 +17,8 @@ Durability, precisely
   fsynced spill file, which the next start replays.
 * Database outage: entries go to the spill file; none is lost, none is stored twice.
 * Hard crash (kill -9, power loss): at most ``queue_size`` entries waiting in memory plus the
-  one batch (``batch_size`` entries) the writer is holding before its insert commits or its
-  spill append is fsynced. With the defaults: 10,000 + 500 entries.
+  one batch (``batch_size`` entries, or one larger group) the writer is holding before its
+  insert commits or its spill append is fsynced. With the defaults: 10,000 + 500 entries.
 * When an entry can be kept neither in the queue (full) nor, later, in the database or the
   spill file, `on_loss` decides: "count" (default) keeps deciding and counts the entry in
   `stats.lost`; "fail_closed" makes `record` raise `AuditUnavailableError`, and the service
@@ -37,7 +38,7 @@ from policy_engine.audit.errors import (
     AuditUnavailableError,
 )
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionRecord
+from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem
 from policy_engine.audit.redaction import redact
 from policy_engine.audit.retention import Retention
 from policy_engine.audit.sinks import AuditSink, NullSink
@@ -52,8 +53,10 @@ __all__ = [
     "AuditSink",
     "AuditUnavailableError",
     "DecisionLog",
+    "DecisionGroup",
     "DecisionLogStats",
     "DecisionRecord",
+    "GroupItem",
     "NullSink",
     "Retention",
     "redact",

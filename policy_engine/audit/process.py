@@ -20,7 +20,6 @@ pipe: a hard crash of the serving process can lose what sits in them (at most
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import multiprocessing
 import os
@@ -36,8 +35,8 @@ from typing import Any
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionRecord
-from policy_engine.audit.writer import DecisionLog, DecisionLogStats
+from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, weight
+from policy_engine.audit.writer import DecisionLog, DecisionLogStats, first_entries
 
 __all__ = ["DecisionLogProcess"]
 
@@ -70,7 +69,7 @@ class DecisionLogProcess:
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._lock = threading.Lock()
-        self._buffer: list[Sequence[DecisionRecord]] = []
+        self._buffer: list[Sequence[DecisionRecord] | DecisionGroup] = []
         self._buffered = 0
         self._accepted = 0  # entries accepted here, ever; the child counts those it took (_TAKEN)
         self._lost_here = 0
@@ -100,8 +99,13 @@ class DecisionLogProcess:
         if entries:
             self._accept(entries if type(entries) is tuple else list(entries))
 
-    def _accept(self, entries: Sequence[DecisionRecord]) -> None:
-        count = len(entries)
+    def record_group(self, group: DecisionGroup) -> None:
+        """Accept the decisions of one batch request (see DecisionLog.record_group)."""
+        if group.items:
+            self._accept(group)
+
+    def _accept(self, entries: Sequence[DecisionRecord] | DecisionGroup) -> None:
+        count = weight(entries)
         with self._lock:
             if self._broken:
                 self._lost_here += count
@@ -117,7 +121,7 @@ class DecisionLogProcess:
             room = self._capacity - (self._accepted - self._counters[_TAKEN])
             kept = count if room >= count else (0 if self._fail_closed else max(room, 0))
             if kept:
-                self._buffer.append(entries if kept == count else entries[:kept])
+                self._buffer.append(entries if kept == count else first_entries(entries, kept))
                 self._accepted += kept
                 self._buffered += kept
                 if self._buffered >= self._flush_size:
@@ -146,13 +150,13 @@ class DecisionLogProcess:
                 while start < len(groups):
                     end, size = start, 0
                     while end < len(groups) and size < self._flush_size:
-                        size += len(groups[end])
+                        size += weight(groups[end])
                         end += 1
                     try:
                         pipe.send_bytes(_dumps(groups[start:end]))
                     except (OSError, ValueError):
                         with self._lock:
-                            self._lost_here += sum(len(group) for group in groups[start:])
+                            self._lost_here += sum(weight(group) for group in groups[start:])
                         raise
                     start = end
                 if closing:
@@ -201,37 +205,56 @@ class DecisionLogProcess:
 
 
 class _Pickler(pickle.Pickler):
-    # Entries cross as plain tuples (the writer reads them by position) and the engine's
-    # read-only attribute mappings as dicts. The pickler's memo keeps an object shared by many
-    # entries (a BatchCheck's subject attributes) shared, and pickled once (the writer then
-    # redacts, hashes and encodes it once, see AttributeProtector.protect_many).
+    # Records cross as plain tuples (the writer reads them by position), group items too, and
+    # the engine's read-only attribute mappings as dicts. The pickler's memo keeps an object
+    # shared by many entries (a subject's attributes) shared, and pickled once.
     dispatch_table = {
         DecisionRecord: lambda entry: (tuple, (tuple(entry),)),
+        GroupItem: lambda item: (tuple, (tuple(item),)),
         MappingProxyType: lambda mapping: (dict, (dict(mapping),)),
     }
 
 
-def _dumps(groups: Sequence[Sequence[DecisionRecord]] | None) -> bytes:
-    """One message: the groups' entries, in order, as columns (a BatchCheck's entries share
-    most values, which the pickler's memo then writes once each, and no entry needs a reducer
-    call); `_loads` gives the entries back as plain tuples. None is the end marker."""
+def _dumps(chunks: Sequence[Sequence[DecisionRecord] | DecisionGroup] | None) -> bytes:
+    """One message: the chunks' records and groups, in order. Consecutive records go as columns
+    (entries that share values, such as one subject, then cost the pickler's memo a reference
+    each, and no entry needs a reducer call); `_loads` gives them back as plain tuples, and each
+    group as a DecisionGroup. None is the end marker."""
     buffer = io.BytesIO()
-    if groups is None:
+    if chunks is None:
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(None)
         return buffer.getvalue()
-    entries = list(itertools.chain.from_iterable(groups))
+    segments: list[Any] = []
+    records: list[DecisionRecord] = []
+    for chunk in chunks:
+        if type(chunk) is DecisionGroup:
+            if records:
+                segments.append(tuple(zip(*records)))
+                records = []
+            segments.append(chunk)
+        else:
+            records.extend(chunk)
+    if records:
+        segments.append(tuple(zip(*records)))
     try:
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(tuple(zip(*entries)))
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(segments)
     except Exception:  # noqa: BLE001 - an attribute value that does not pickle
         buffer = io.BytesIO()
-        safe = tuple(zip(*[_picklable(entry) for entry in entries]))
+        safe = [
+            _picklable_group(segment) if type(segment) is DecisionGroup
+            else tuple(zip(*[_picklable(entry) for entry in zip(*segment)]))
+            for segment in segments
+        ]
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(safe)
     return buffer.getvalue()
 
 
-def _loads(message: bytes) -> list[tuple[Any, ...]] | None:
-    columns = pickle.loads(message)
-    return None if columns is None else list(zip(*columns))
+def _loads(message: bytes) -> list[list[tuple[Any, ...]] | DecisionGroup] | None:
+    """The records (as lists of tuples) and groups of a message, in order; None: the end."""
+    segments = pickle.loads(message)
+    if segments is None:
+        return None
+    return [segment if type(segment) is DecisionGroup else list(zip(*segment)) for segment in segments]
 
 
 def _picklable(entry: DecisionRecord) -> Any:
@@ -243,6 +266,24 @@ def _picklable(entry: DecisionRecord) -> Any:
         log.warning("decision %s: attributes not recordable (%s)", entry[0], exc)
         return (*tuple(entry)[:15], {})
     return entry
+
+
+def _picklable_group(group: DecisionGroup) -> DecisionGroup:
+    """`group`, without the attributes (shared, or an item's own) that do not pickle."""
+    try:
+        _Pickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(group.attributes)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("decisions %s*: shared attributes not recordable (%s)", group.id_prefix, exc)
+        group = group._replace(attributes={})
+    items = []
+    for item in group.items:
+        try:
+            _Pickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(item)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("decision %s: attributes not recordable (%s)", group.id_prefix + item[0], exc)
+            item = (*tuple(item)[:7], {})
+        items.append(item)
+    return group._replace(items=items)
 
 
 def _writer_main(
@@ -284,10 +325,18 @@ def _writer_main(
         if entries is None:
             break
         if entries is not ...:
-            if not _hand_over(sink, entries, parent_pid):
-                break  # the serving process is gone while the writer was blocked: drain what we have
-            taken += len(entries)
-            counters[_TAKEN] = taken
+            handed = 0
+            for segment in entries:
+                if not _hand_over(sink, segment, parent_pid):
+                    break
+                handed += 1
+                taken += weight(segment)
+                counters[_TAKEN] = taken
+            if handed < len(entries):
+                # the serving process is gone while the writer was blocked: drain what we have
+                sink._lose(sum(weight(s) for s in entries[handed + 1 :]), "the serving process is gone",  # noqa: SLF001
+                           quiet=True)
+                break
         now = time.monotonic()
         if now - published > 0.25 or entries is not ...:
             _publish(sink, counters)
@@ -298,7 +347,7 @@ def _writer_main(
     _publish(sink, counters)
 
 
-def _hand_over(sink: DecisionLog, entries: Any, parent_pid: int) -> bool:
+def _hand_over(sink: DecisionLog, entries: list[tuple[Any, ...]] | DecisionGroup, parent_pid: int) -> bool:
     """Queue `entries`, waiting for room while the serving process lives; False (the entries
     counted lost) once it is gone, so that a writer stuck behind the database never outlives it."""
     while True:
@@ -308,8 +357,8 @@ def _hand_over(sink: DecisionLog, entries: Any, parent_pid: int) -> bool:
         except queue.Full:
             if os.getppid() != parent_pid:
                 log.error("decision log: the serving process is gone; %d entries not queued are lost",
-                          len(entries))
-                sink._lose(len(entries), "the serving process is gone", quiet=True)  # noqa: SLF001
+                          weight(entries))
+                sink._lose(weight(entries), "the serving process is gone", quiet=True)  # noqa: SLF001
                 return False
 
 

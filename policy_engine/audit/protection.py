@@ -218,32 +218,34 @@ class AttributeProtector:
 
     def protect_group(
         self,
-        group: Sequence[Mapping[str, Mapping[str, Any]]],
-        shared: Collection[str] = ("subject", "actor"),
+        items: Sequence[Mapping[str, Mapping[str, Any]]],
+        shared: Mapping[str, Mapping[str, Any]],
         on_error: Callable[[int, Exception], None] | None = None,
     ) -> tuple[str, str, str, list[str]]:
         """(ciphertext, key id, shared hashed attributes as JSON, each item's hashed attributes as
-        JSON or "") for the attributes of a group's items (a group row of the decision log).
+        JSON or "") for a group of decisions (a group row of the decision log): the parties all
+        items share (`shared`: {"subject": {...}, "actor": {...}}) and each item's own (`items`:
+        {"resource": {...}, "context": {...}} each).
 
-        The `shared` parties are taken from the first item (the caller groups only items that
-        share them); every other party is each item's own. One ciphertext seals them all: the
-        canonical JSON of {<shared party>: {...}, "items": [{<own party>: {...}}, ...]}, redacted
-        and hashed as `protect_many` does. An item whose own attributes cannot be encoded gets {}
-        and `on_error(index, exception)` is called; shared attributes that cannot be encoded
-        raise (the caller then seals the items one by one).
+        One ciphertext seals them all: the JSON of {<shared party>: {...}, "items": [{<own
+        party>: {...}}, ...]}, redacted and hashed as `protect_many` does (item_attributes gives
+        an item's attributes back in a single decision's shape). An item whose own attributes
+        cannot be encoded gets {} and `on_error(index, exception)` is called; shared attributes
+        that cannot be encoded raise.
         """
-        first = group[0]
         fragments = []
         shared_found: list[tuple[str, str]] = []
-        for key in sorted(name for name in shared if name in first and not is_credential_name(name)):
-            encoded, found = self._party(key, first[key] or {})
-            fragments.append(f"{_CANONICAL_JSON.encode(key)}:{encoded}")
+        for key in sorted(shared, key=str):
+            if is_credential_name(key):
+                continue
+            encoded, found = self._party(str(key), shared[key] or {})
+            fragments.append(f"{_CANONICAL_JSON.encode(str(key))}:{encoded}")
             shared_found.extend(found)
         parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]] = {}
         orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
-        items: list[str] = []
+        encoded_items: list[str] = []
         item_hashes: list[str] = []
-        for index, attributes in enumerate(group):
+        for index, attributes in enumerate(items):
             found_here: list[tuple[str, str]] = []
             try:
                 keys = tuple(attributes)
@@ -252,7 +254,7 @@ class AttributeProtector:
                     order = orders[keys] = tuple(
                         (key, f"{_CANONICAL_JSON.encode(str(key))}:")
                         for key in sorted(keys, key=str)
-                        if key not in shared and not is_credential_name(key)
+                        if not is_credential_name(key)
                     )
                 own = []
                 for key, label in order:
@@ -265,14 +267,14 @@ class AttributeProtector:
                         party = self._party_by_content(parties, label, str(key), values)
                     own.append(label + party[0])
                     found_here.extend(party[1])
-                items.append("{" + ",".join(own) + "}")
+                encoded_items.append("{" + ",".join(own) + "}")
             except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
                 if on_error is not None:
                     on_error(index, exc)
-                items.append("{}")
+                encoded_items.append("{}")
                 found_here = []
             item_hashes.append(json.dumps(dict(found_here), sort_keys=True) if found_here else "")
-        fragments.append('"items":[' + ",".join(items) + "]")
+        fragments.append('"items":[' + ",".join(encoded_items) + "]")
         ciphertext = self._seal(("{" + ",".join(fragments) + "}").encode("utf-8"))
         return ciphertext, self._active, json.dumps(dict(shared_found), sort_keys=True), item_hashes
 

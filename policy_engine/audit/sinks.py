@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from policy_engine.audit.records import DecisionRecord
+from policy_engine.audit.records import DecisionGroup, DecisionRecord
 
 __all__ = ["AuditSink", "NullSink"]
 
@@ -14,17 +14,20 @@ __all__ = ["AuditSink", "NullSink"]
 class AuditSink(Protocol):
     """Receives every decision.
 
-    `record` and `record_many` are cheap and never block on I/O: they run on the gRPC event
-    loop. `record_many` hands over the entries of one BatchCheck or FilterAllowed at once, in
-    order; it is what a batch should call (one call instead of one per entry). Both raise
-    AuditUnavailableError only under the fail-closed policy, when the entries cannot be kept
-    (then none of a `record_many` call's entries is kept). `close` drains everything accepted
-    so far to durable storage (clean shutdown).
+    `record`, `record_many` and `record_group` are cheap and never block on I/O: they run on
+    the gRPC event loop. `record_group` hands over the decisions of one BatchCheck or
+    FilterAllowed as one record (what a batch should call: the shared parts once, one row in
+    the log); `record_many` several entries at once, in order. All raise AuditUnavailableError
+    only under the fail-closed policy, when the entries cannot be kept (then none of the
+    call's entries is kept). `close` drains everything accepted so far to durable storage
+    (clean shutdown).
     """
 
     def record(self, entry: DecisionRecord) -> None: ...
 
     def record_many(self, entries: Sequence[DecisionRecord]) -> None: ...
+
+    def record_group(self, group: DecisionGroup) -> None: ...
 
     def close(self, timeout: float = 10.0) -> None: ...
 
@@ -37,6 +40,9 @@ class NullSink:
 
     def record_many(self, entries: Sequence[DecisionRecord]) -> None:
         del entries
+
+    def record_group(self, group: DecisionGroup) -> None:
+        del group
 
     def close(self, timeout: float = 10.0) -> None:
         del timeout

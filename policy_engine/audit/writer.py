@@ -35,11 +35,10 @@ from sqlalchemy import Engine
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionRecord
+from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, weight
 from policy_engine.audit.spill import SpillFile
 from policy_engine.store.decision_log import (
     GENESIS_HASH,
-    GROUP_PREFIX_LENGTH,
     ROW_COLUMNS,
     DecisionLogRepository,
     ReplicaPosition,
@@ -49,7 +48,7 @@ from policy_engine.store.decision_log import (
     row_mapping,
 )
 
-__all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats"]
+__all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats", "first_entries"]
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +144,14 @@ class DecisionLog:
         if entries:
             self._accept(entries if type(entries) is tuple else list(entries))
 
-    def _accept(self, entries: Sequence[DecisionRecord]) -> None:
-        count = len(entries)
+    def record_group(self, group: DecisionGroup) -> None:
+        """Queue the decisions of one batch request as one item (no I/O); the bound counts its
+        items, and what does not fit is handled as in record_many."""
+        if group.items:
+            self._accept(group)
+
+    def _accept(self, entries: Sequence[DecisionRecord] | DecisionGroup) -> None:
+        count = weight(entries)
         if self._closed:
             self._lose(count, "the decision log is closed")
             return
@@ -160,7 +165,7 @@ class DecisionLog:
                 self._inbox.append(entries)
             elif room > 0 and not self._fail_closed:
                 kept = room
-                self._inbox.append(entries[:room])
+                self._inbox.append(first_entries(entries, room))
             else:
                 kept = 0
             self._queued += kept
@@ -173,12 +178,14 @@ class DecisionLog:
         """Queue `entry`, waiting for room (see put_many)."""
         self.put_many((entry,), timeout)
 
-    def put_many(self, entries: Sequence[DecisionRecord], timeout: float | None = None) -> None:
-        """Queue `entries`, waiting for room: for a feeder that owns a bounded queue of its own
-        (the writer process), where waiting is backpressure, not a decision's latency. Raises
-        queue.Full when `timeout` passes first. A group larger than the whole queue waits for
-        the queue to be empty, then goes in."""
-        count = len(entries)
+    def put_many(
+        self, entries: Sequence[DecisionRecord] | DecisionGroup, timeout: float | None = None
+    ) -> None:
+        """Queue `entries` (or a group), waiting for room: for a feeder that owns a bounded queue
+        of its own (the writer process), where waiting is backpressure, not a decision's latency.
+        Raises queue.Full when `timeout` passes first. Entries more than the whole queue holds
+        wait for the queue to be empty, then go in."""
+        count = weight(entries)
         if not count:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -212,7 +219,7 @@ class DecisionLog:
         leftover = self._take(0.0)
         while leftover:
             if self._position is None:
-                self._lose(len(leftover), "closed before the chain position was known", quiet=True)
+                self._lose(_decisions(leftover), "closed before the chain position was known", quiet=True)
             else:
                 self._keep(leftover, database=False)
             leftover = self._take(0.0)
@@ -264,8 +271,10 @@ class DecisionLog:
                 if not self._spill.pending or not self._db_up or time.monotonic() >= self._deadline:
                     return
 
-    def _take(self, timeout: float) -> list[DecisionRecord]:
-        """Up to batch_size entries, in the order they were queued; waits up to `timeout` for one."""
+    def _take(self, timeout: float) -> list[DecisionRecord | DecisionGroup]:
+        """Up to batch_size entries (records, and groups counted by their items; a group is never
+        split, and one larger than a batch is a batch of its own), in the order they were queued;
+        waits up to `timeout` for one."""
         with self._lock:
             inbox = self._inbox
             if not inbox and timeout > 0:
@@ -274,23 +283,31 @@ class DecisionLog:
                     self._arrived.wait(timeout)
                 finally:
                     self._writer_waiting = False
-            batch: list[DecisionRecord] = []
+            batch: list[DecisionRecord | DecisionGroup] = []
             room = self._batch_size
             while inbox and room > 0:
-                group = inbox.popleft()
-                if len(group) > room:
-                    inbox.appendleft(group[room:])
-                    group = group[:room]
-                batch.extend(group)
-                room -= len(group)
-            self._queued -= len(batch)
+                item = inbox.popleft()
+                count = weight(item)
+                if type(item) is DecisionGroup:
+                    if count > room and batch:
+                        inbox.appendleft(item)
+                        break
+                    batch.append(item)
+                else:
+                    if count > room:
+                        inbox.appendleft(item[room:])
+                        item, count = item[:room], room
+                    batch.extend(item)
+                room -= count
+            self._queued -= self._batch_size - room
             if batch and self._putters:
                 self._room.notify_all()
         return batch
 
-    def _keep(self, batch: list[DecisionRecord], *, database: bool) -> None:
+    def _keep(self, batch: list[DecisionRecord | DecisionGroup], *, database: bool) -> None:
         before = self._position
         rows = self._seal(batch)
+        decisions = _decisions(batch)
         if database and not self._spill.pending:
             # Saved before the insert: after a process crash the file is never behind the database.
             self._save_position()
@@ -300,7 +317,7 @@ class DecisionLog:
                 self._database_failed(exc)
             else:
                 self._database_answered()
-                self._count(written=len(batch))
+                self._count(written=decisions)
                 return
         try:
             self._spill.append([row_mapping(row) for row in rows])
@@ -308,49 +325,58 @@ class DecisionLog:
             # Kept nowhere: give the sequence numbers back so the chain has no gap.
             self._position = before
             self._failing = True
-            self._lose(len(batch), f"spill file failed ({exc})", quiet=True)
+            self._lose(decisions, f"spill file failed ({exc})", quiet=True)
             log.error("decision log: %d entries lost, database and spill file both failed: %s",
-                      len(batch), exc)
+                      decisions, exc)
             return
         self._failing = False
-        self._count(spilled=len(batch))
+        self._count(spilled=decisions)
 
-    def _seal(self, batch: list[DecisionRecord]) -> list[tuple[Any, ...]]:
+    def _seal(self, batch: list[DecisionRecord | DecisionGroup]) -> list[tuple[Any, ...]]:
         """Rows for `batch` (ROW_COLUMNS order): attributes protected, next sequence numbers,
-        chained hashes. Consecutive items of one request become one group row; other entries get
-        a row each. Entries are read by position: a DecisionRecord or a plain tuple."""
+        chained hashes; a record is a row, a group one group row. Records are read by position:
+        a DecisionRecord or a plain tuple."""
         assert self._position is not None
         seq, previous = self._position.seq, self._position.hash
         replica = self.replica_id
-        runs = _request_runs(batch)
-        groups: dict[int, tuple[str, str, str, list[str]]] = {}
-        for start, end in runs:
-            if end - start > 1:
-                try:
-                    groups[start] = self._protector.protect_group(
-                        [entry[15] for entry in batch[start:end]], on_error=self._unrecordable(batch, start)
-                    )
-                except Exception:  # noqa: BLE001 - shared attributes that do not encode: one row each
-                    runs = _split(runs, start)
-        singles = [batch[start] for start, end in runs if end - start == 1]
+        # (None, record) or (group, its sealed attributes), in order
+        units: list[tuple[DecisionGroup | None, Any]] = []
+        for unit in batch:
+            if type(unit) is not DecisionGroup:
+                units.append((None, unit))
+                continue
+            try:
+                sealed = self._protector.protect_group(
+                    [item[7] for item in unit.items], unit.attributes, on_error=self._unrecordable_item(unit)
+                )
+            except Exception as exc:  # noqa: BLE001 - shared attributes that do not encode
+                log.warning("decisions %s*: shared attributes not recordable (%s); stored one by one",
+                            unit.id_prefix, exc)
+                units.extend((None, record) for record in unit.records())
+            else:
+                units.append((unit, sealed))
+        singles = [record for group, record in units if group is None]
         protected = iter(self._protector.protect_many([entry[15] for entry in singles], self._unrecordable(singles)))
         times: dict[Any, str] = {}
         rows = []
-        for start, end in runs:
-            entry = batch[start]
-            (decision_id, decided_at, policy_set, policy_version, tenant, subject, actor, caller,
-             action, resource, allowed, rule, reason, request_id, latency_us, _) = entry
+        for group, unit in units:
+            if group is not None:
+                ciphertext, key_id, hashed, item_hashes = unit
+                items = group.items
+                (_, decided_at, policy_set, policy_version, tenant, subject, actor, caller, latency_us,
+                 _, _) = group
+                decision_id = group.id_prefix + items[0][0]
+                allowed = all(item[3] for item in items)
+                action = resource = rule = reason = request_id = ""
+                items_text, item_count = _group_items(items, item_hashes), len(items)
+            else:
+                (decision_id, decided_at, policy_set, policy_version, tenant, subject, actor, caller,
+                 action, resource, allowed, rule, reason, request_id, latency_us, _) = unit
+                ciphertext, key_id, hashed = next(protected)
+                items_text, item_count = "", 1
             moment = times.get(decided_at)
             if moment is None:
                 moment = times[decided_at] = canonical_time(decided_at)
-            if end - start == 1:
-                ciphertext, key_id, hashed = next(protected)
-                items, item_count = "", 1
-            else:
-                ciphertext, key_id, hashed, item_hashes = groups[start]
-                items, item_count = _group_items(batch[start:end], item_hashes), end - start
-                allowed = all(member[10] for member in batch[start:end])
-                action = resource = rule = reason = request_id = ""
             texts = (policy_set, tenant, subject, actor, caller, action, resource, rule, reason, request_id)
             for text in texts:
                 if type(text) is not str or _NUL in text:
@@ -363,21 +389,29 @@ class DecisionLog:
             digest = chain_hash([
                 previous, replica, seq, decision_id, moment, policy_set, policy_version, tenant,
                 subject, actor, caller, action, resource, allowed, rule, reason, request_id,
-                latency_us, key_id, ciphertext, hashed, items, item_count,
+                latency_us, key_id, ciphertext, hashed, items_text, item_count,
             ])
             rows.append((
                 decision_id, replica, seq, previous, digest, moment, policy_set, policy_version,
                 tenant, subject, actor, caller, action, resource, allowed, rule, reason,
-                request_id, latency_us, key_id, ciphertext, hashed, items, item_count,
+                request_id, latency_us, key_id, ciphertext, hashed, items_text, item_count,
             ))
             previous = digest
         self._position = ReplicaPosition(seq, previous)
         return rows
 
     @staticmethod
-    def _unrecordable(batch: list[DecisionRecord], offset: int = 0) -> Any:
+    def _unrecordable_item(group: DecisionGroup) -> Any:
         def warn(index: int, exc: Exception) -> None:
-            log.warning("decision %s: attributes not recordable (%s)", batch[offset + index][0], exc)
+            log.warning("decision %s: attributes not recordable (%s)",
+                        group.id_prefix + group.items[index][0], exc)
+
+        return warn
+
+    @staticmethod
+    def _unrecordable(batch: list[DecisionRecord]) -> Any:
+        def warn(index: int, exc: Exception) -> None:
+            log.warning("decision %s: attributes not recordable (%s)", batch[index][0], exc)
 
         return warn
 
@@ -464,72 +498,27 @@ class DecisionLog:
             raise AuditUnavailableError(why)
 
 
-# Entry fields the items of one request share: decided_at, policy_set, policy_version, tenant,
-# subject, actor, caller (positions 1-7), and latency_us (14).
-_SHARED = slice(1, 8)
 _ITEM_COUNT = ROW_COLUMNS.index("item_count")
-_LATENCY = 14
 
 
-def _request_runs(batch: Sequence[DecisionRecord]) -> list[tuple[int, int]]:
-    """[start, end) of each run of consecutive entries that are items of one request (see
-    _same_request); every other entry is a run of one."""
-    runs = []
-    start = 0
-    for index in range(1, len(batch) + 1):
-        if index == len(batch) or not _same_request(batch[start], batch[index]):
-            runs.append((start, index))
-            start = index
-    return runs
+def _decisions(batch: Sequence[DecisionRecord | DecisionGroup]) -> int:
+    return sum(len(unit.items) if type(unit) is DecisionGroup else 1 for unit in batch)
 
 
-def _same_request(first: DecisionRecord, entry: DecisionRecord) -> bool:
-    """Whether `entry` can share a group row with `first`: an item of the same request (decision
-    ids with the request's prefix, service.decisions) with the same shared fields and parties."""
-    first_id, entry_id = first[0], entry[0]
-    if (
-        type(first_id) is not str
-        or type(entry_id) is not str
-        or len(first_id) != len(entry_id)
-        or len(first_id) <= GROUP_PREFIX_LENGTH
-        or first_id[:GROUP_PREFIX_LENGTH] != entry_id[:GROUP_PREFIX_LENGTH]
-        or first_id == entry_id
-        or first[_SHARED] != entry[_SHARED]
-        or first[_LATENCY] != entry[_LATENCY]
-    ):
-        return False
-    first_attributes, attributes = first[15], entry[15]
-    try:
-        for party in ("subject", "actor"):
-            shared, own = first_attributes.get(party, _ABSENT), attributes.get(party, _ABSENT)
-            if shared is not own and shared != own:
-                return False
-    except AttributeError:  # not mappings: nothing to share
-        return False
-    return True
-
-
-_ABSENT = object()
-
-
-def _split(runs: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
-    """`runs` with the run that begins at `start` split into runs of one."""
-    out = []
-    for run_start, run_end in runs:
-        if run_start == start:
-            out.extend((index, index + 1) for index in range(run_start, run_end))
-        else:
-            out.append((run_start, run_end))
-    return out
-
-
-def _group_items(members: Sequence[DecisionRecord], hashes: list[str]) -> str:
-    """The `items` column of a group row: GROUP_ITEM_FIELDS per member, as a JSON array."""
+def _group_items(items: Sequence[GroupItem], hashes: list[str]) -> str:
+    """The `items` column of a group row: GROUP_ITEM_FIELDS per item, as a JSON array."""
     return _ITEMS_JSON.encode([
-        [entry[0][GROUP_PREFIX_LENGTH:], entry[8], entry[9], bool(entry[10]), entry[11], entry[12],
-         entry[13], hashed]
-        for entry, hashed in zip(members, hashes, strict=True)
+        [suffix, action, resource, bool(allowed), rule, reason, request_id, hashed]
+        for (suffix, action, resource, allowed, rule, reason, request_id, _), hashed
+        in zip(items, hashes, strict=True)
     ])
 
 
 _ITEMS_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def first_entries(entries: Sequence[DecisionRecord] | DecisionGroup, count: int) -> Any:
+    """The first `count` entries (of a group: its first `count` items)."""
+    if type(entries) is DecisionGroup:
+        return entries._replace(items=entries.items[:count])
+    return entries[:count]

@@ -16,7 +16,14 @@ from types import MappingProxyType
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from policy_engine.audit import AttributeProtector, AuditUnavailableError, DecisionRecord, NullSink
+from policy_engine.audit import (
+    AttributeProtector,
+    AuditUnavailableError,
+    DecisionGroup,
+    DecisionRecord,
+    GroupItem,
+    NullSink,
+)
 from policy_engine.audit.process import _TAKEN, DecisionLogProcess
 from policy_engine.store.audit_tables import decision_log
 from policy_engine.errors import NotFoundError
@@ -211,22 +218,31 @@ def test_a_blocked_writer_does_not_outlive_a_killed_serving_process(tmp_path: Pa
         parent.kill()
 
 
-def request_items(count: int, *, prefix: str | None = None, denied_every: int = 7) -> list[DecisionRecord]:
-    """Entries as one BatchCheck hands them over: ids with the request's prefix and the item's
-    number, one time, one latency and one subject attributes object for all, each item its own
-    resource and context; every `denied_every`-th item denied."""
-    prefix = prefix or uuid.uuid4().hex[:24]
-    decided_at = datetime.now(UTC)
+def request_group(count: int, *, denied_every: int = 7) -> DecisionGroup:
+    """The decisions of one BatchCheck as the service hands them over: one subject attributes
+    object shared, each item its own resource and context; every `denied_every`-th denied."""
     subject = MappingProxyType({"email": "carol@example.com", "clearance": 3})
-    entries = []
-    for n in range(count):
-        allowed = n % denied_every != 0
-        entries.append(decision(n, allowed=allowed, decided_at=decided_at)._replace(
-            decision_id=f"{prefix}{n + 1:08x}",
-            attributes={"subject": subject, "actor": {}, "resource": {"classification": n % 4},
-                        "context": {"turn": n}},
-        ))
-    return entries
+    return DecisionGroup(
+        id_prefix=uuid.uuid4().hex[:24],
+        decided_at=datetime.now(UTC),
+        policy_set="default",
+        policy_version=3,
+        tenant="acme",
+        subject="alice",
+        actor="rag_bot",
+        caller="spiffe://acme/app",
+        latency_us=42,
+        attributes={"subject": subject, "actor": {}},
+        items=[
+            GroupItem(
+                f"{n + 1:08x}", "invoke", f"tool:t{n}", n % denied_every != 0,
+                "p, role:user, tool:*, invoke" if n % denied_every else "",
+                "matched" if n % denied_every else "no rule matched", f"req-{n}",
+                {"resource": {"classification": n % 4}, "context": {"turn": n}},
+            )
+            for n in range(count)
+        ],
+    )
 
 
 def row_count(engine: Engine) -> int:
@@ -235,27 +251,26 @@ def row_count(engine: Engine) -> int:
 
 
 class TestGroupRows:
-    def test_items_of_one_request_share_a_row_and_read_back_one_by_one(self, engine: Engine,
-                                                                       tmp_path: Path) -> None:
-        """A request's 100 items are one row; each reads back by its id with its own fields,
+    def test_a_group_is_one_row_read_back_decision_by_decision(self, engine: Engine, tmp_path: Path) -> None:
+        """A request's 100 decisions are one row; each reads back by its id with its own fields,
         attributes and keyed hashes; counts, filters and the chain see decisions."""
         sink = open_log(engine, tmp_path / "spill", batch_size=500)
-        sent = request_items(100)
-        sink.record_many(sent)
+        group = request_group(100)
+        sent = group.records()
+        sink.record_group(group)
         sink.record(decision(500))
         sink.close(timeout=30)
         assert sink.stats.written == 101
         repository = DecisionLogRepository(engine)
         assert (row_count(engine), repository.count()) == (2, 101)
-        for entry in sent[::9] + [sent[-1]]:
-            stored = repository.get(entry.decision_id)
+        for n in [*range(0, 100, 9), 99]:
+            entry, stored = sent[n], repository.get(sent[n].decision_id)
             assert (stored.decision_id, stored.action, stored.resource, stored.allowed, stored.rule,
-                    stored.reason, stored.request_id, stored.subject, stored.latency_us) == (
-                entry.decision_id, entry.action, entry.resource, entry.allowed, entry.rule,
-                entry.reason, entry.request_id, "alice", 42)
+                    stored.reason, stored.request_id, stored.subject, stored.actor, stored.latency_us) == (
+                entry.decision_id, "invoke", f"tool:t{n}", n % 7 != 0, entry.rule, entry.reason,
+                f"req-{n}", "alice", "rag_bot", 42)
             attributes = AttributeProtector.item_attributes(
                 protector().reveal(stored.attributes_ciphertext, stored.key_id), stored.item_index)
-            n = sent.index(entry)
             assert attributes == {"subject": {"clearance": 3}, "actor": {},
                                   "resource": {"classification": n % 4}, "context": {"turn": n}}
             assert stored.hashed_attributes == {"subject.email": protector().hash_value("carol@example.com")}
@@ -265,38 +280,43 @@ class TestGroupRows:
         assert len(allowed) == 101 - len(denied) and all(d.allowed for d in allowed)
         assert len(repository.query(limit=30)) == 30
         with pytest.raises(NotFoundError):
-            repository.get(sent[0].decision_id[:24] + "ffffffff")
+            repository.get(group.id_prefix + "ffffffff")
         report = repository.verify()
         assert report.ok and report.rows_checked == 2, report.lines()
 
-    def test_a_request_larger_than_a_writer_batch_spans_rows(self, engine: Engine, tmp_path: Path) -> None:
-        """Items split across writer batches land in several group rows; every item is still found."""
+    def test_groups_larger_than_a_writer_batch_stay_whole(self, engine: Engine, tmp_path: Path) -> None:
+        """A group is never split across rows, even when it is larger than the writer's batch."""
         sink = open_log(engine, tmp_path / "spill", batch_size=64)
-        sent = request_items(150)
-        sink.record_many(sent)
+        groups = [request_group(150), request_group(30), request_group(40)]
+        for group in groups:
+            sink.record_group(group)
         sink.close(timeout=30)
         repository = DecisionLogRepository(engine)
-        assert row_count(engine) == 3 and repository.count() == 150
+        assert row_count(engine) == 3 and repository.count() == 220
+        sent = [entry for group in groups for entry in group.records()]
         assert [repository.get(e.decision_id).resource for e in sent] == [e.resource for e in sent]
         assert repository.verify().ok
 
-    def test_items_of_different_requests_or_parties_are_not_grouped(self, engine: Engine,
-                                                                   tmp_path: Path) -> None:
-        """Two requests handed over back to back, and items whose subject attributes differ, get
-        rows of their own."""
-        sink = open_log(engine, tmp_path / "spill", batch_size=500)
-        first, second = request_items(5), request_items(5)
-        other_subject = first[4]._replace(decision_id=first[0].decision_id[:24] + "00000099",
-                                          attributes={**first[4].attributes, "subject": {"clearance": 1}})
-        sink.record_many(first + second + [other_subject])
-        sink.close(timeout=30)
-        assert row_count(engine) == 3
-        assert DecisionLogRepository(engine).get(other_subject.decision_id).item_index is None
+    def test_a_group_that_does_not_fit_keeps_what_fits(self, sqlite_url: str, tmp_path: Path) -> None:
+        """Under the default policy a group's items beyond the queue's room are counted lost; under
+        fail_closed the whole group is refused."""
+        engine = create_engine(sqlite_url.replace("policy-engine.db", "missing/dir/x.db"))
+        sink = open_log(engine, tmp_path / "spill", queue_size=150)
+        sink.record_group(request_group(100))
+        sink.record_group(request_group(100))
+        assert (sink.stats.lost, sink.stats.queued) == (50, 150)
+        sink.close(timeout=1)
+        strict = open_log(engine, tmp_path / "spill2", queue_size=150, on_loss="fail_closed")
+        strict.record_group(request_group(100))
+        with pytest.raises(AuditUnavailableError):
+            strict.record_group(request_group(100))
+        assert (strict.stats.lost, strict.stats.queued) == (100, 100)
+        strict.close(timeout=1)
 
     def test_an_edited_item_fails_verification(self, engine: Engine, tmp_path: Path) -> None:
         """Changing one item's outcome inside a group row breaks that row's hash."""
         sink = open_log(engine, tmp_path / "spill")
-        sink.record_many(request_items(20))
+        sink.record_group(request_group(20))
         sink.close(timeout=30)
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -309,38 +329,49 @@ class TestGroupRows:
         report = DecisionLogRepository(engine).verify()
         assert not report.ok and report.replicas[0].problem.kind == "edited", report.lines()
 
-    def test_group_rows_survive_an_outage_through_the_spill_file(self, outage: Outage, tmp_path: Path) -> None:
-        """Group rows spilled while the database is cut are replayed once it is back, each item once."""
+    def test_groups_survive_an_outage_through_the_spill_file(self, outage: Outage, tmp_path: Path) -> None:
+        """Group rows spilled while the database is cut are replayed once it is back, each decision once."""
         sink = open_log(outage.engine, tmp_path / "spill", batch_size=100)
-        sink.record_many(request_items(100))
+        sink.record_group(request_group(100))
         wait_until(lambda: sink.stats.written == 100)
         outage.cut()
-        during = request_items(250)
-        sink.record_many(during)
+        during = [request_group(120), request_group(130)]
+        for group in during:
+            sink.record_group(group)
         wait_until(lambda: sink.stats.spilled == 250)
         outage.restore()
         wait_until(lambda: sink.stats.replayed == 250 and not sink.stats.spill_pending, timeout=60)
         sink.close(timeout=30)
         repository = DecisionLogRepository(outage.direct)
         assert repository.count() == 350 and sink.stats.lost == 0
-        assert repository.get(during[-1].decision_id).resource == during[-1].resource
+        last = during[-1].records()[-1]
+        assert repository.get(last.decision_id).resource == last.resource
         assert repository.verify().ok
 
-    def test_writer_process_groups_a_request(self, database_url: str, engine: Engine, tmp_path: Path) -> None:
-        """Through the writer process (entries pickled across), a request's items still share a row."""
+    def test_writer_process_keeps_groups_and_records_in_order(self, database_url: str, engine: Engine,
+                                                               tmp_path: Path) -> None:
+        """Through the writer process (pickled across), groups stay one row each, between the
+        single records handed over before and after them."""
         sink = open_process(database_url, tmp_path / "spill")
-        sent = request_items(200)
-        sink.record_many(sent)
+        first, second = request_group(200), request_group(3)
+        sink.record(decision(1))
+        sink.record_group(first)
+        sink.record_many([decision(2), decision(3)])
+        sink.record_group(second)
         sink.close(timeout=60)
-        assert (sink.stats.written, sink.stats.lost) == (200, 0)
-        assert row_count(engine) == 1
-        assert DecisionLogRepository(engine).get(sent[123].decision_id).resource == sent[123].resource
+        assert (sink.stats.written, sink.stats.lost) == (206, 0)
+        assert row_count(engine) == 5
+        with engine.connect() as conn:
+            counts = list(conn.scalars(select(decision_log.c.item_count).order_by(decision_log.c.seq)))
+        assert counts == [1, 200, 1, 1, 3]
+        entry = first.records()[123]
+        assert DecisionLogRepository(engine).get(entry.decision_id).resource == entry.resource
 
     def test_downgrade_below_groups_is_refused_while_group_rows_exist(self, engine: Engine,
                                                                        tmp_path: Path) -> None:
         """Migration 0006 does not drop stored group rows: its downgrade refuses and changes nothing."""
         sink = open_log(engine, tmp_path / "spill")
-        sink.record_many(request_items(10))
+        sink.record_group(request_group(10))
         sink.close(timeout=30)
         with pytest.raises(RuntimeError, match="group rows"):
             downgrade(engine, "0005")

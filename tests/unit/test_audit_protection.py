@@ -160,11 +160,10 @@ class TestProtectGroup:
         subject = MappingProxyType({"email": "a@x.io", "mfa": True, "token": "secret"})
         # Equal-looking values of different types must not share an encoding (1 == True == 1.0).
         resources = [{"n": 1}, {"n": True}, {"n": 1.0}, {"n": 1}, {"n": [1, {"b": 2}]}, {}, {"password": "x"}]
-        group = [
-            {"subject": subject, "actor": {}, "resource": resource, "context": {"ip": f"10.0.0.{n}"}}
-            for n, resource in enumerate(resources)
-        ]
-        ciphertext, key_id, shared_hashed, item_hashed = protector.protect_group(group)
+        shared = {"subject": subject, "actor": {}}
+        items = [{"resource": resource, "context": {"ip": f"10.0.0.{n}"}} for n, resource in enumerate(resources)]
+        group = [{**shared, **item} for item in items]
+        ciphertext, key_id, shared_hashed, item_hashed = protector.protect_group(items, shared)
         revealed = protector.reveal(ciphertext, key_id)
         assert json.loads(shared_hashed) == {"subject.email": protector.hash_value("a@x.io")}
         for index, attributes in enumerate(group):
@@ -177,10 +176,11 @@ class TestProtectGroup:
     def test_an_item_that_does_not_encode_is_empty_and_reported(self) -> None:
         """An item's own attributes that cannot be encoded become {}; the other items are kept."""
         errors: list[int] = []
-        group = [{"subject": {"mfa": True}, "resource": {"n": n}} for n in range(3)]
-        group[1] = {"subject": {"mfa": True}, "resource": ["not", "a", "mapping"]}
+        items = [{"resource": {"n": n}} for n in range(3)]
+        items[1] = {"resource": ["not", "a", "mapping"]}
         protector = self.protector()
-        ciphertext, key_id, _, _ = protector.protect_group(group, on_error=lambda i, exc: errors.append(i))
+        ciphertext, key_id, _, _ = protector.protect_group(
+            items, {"subject": {"mfa": True}}, on_error=lambda i, exc: errors.append(i))
         revealed = protector.reveal(ciphertext, key_id)
         assert errors == [1]
         assert [AttributeProtector.item_attributes(revealed, i) for i in range(3)] == [
