@@ -13,11 +13,12 @@ the subject of the same request, and the answer is allow only if both are.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from policy_engine.engine import Engine, Entity, MatchedRule
+from policy_engine.engine import Decision, Engine, Entity, MatchedRule
 from policy_engine.errors import EngineError, ModelError
 
 __all__ = [
@@ -132,7 +133,10 @@ class ActionBinder:
     adds its resource, its name and its context.
     """
 
-    __slots__ = ("_actor_entity", "_engine", "_layout", "_subject_entity", "actor", "subject", "tenant")
+    __slots__ = (
+        "_actor_decisions", "_actor_entity", "_engine", "_layout", "_pick", "_subject_decisions", "_subject_entity",
+        "actor", "subject", "tenant",
+    )
 
     def __init__(
         self,
@@ -151,6 +155,11 @@ class ActionBinder:
         self._subject_entity = subject_entity or party_entity(subject)
         self._actor_entity = (actor_entity or party_entity(actor)) if actor is not None else None
         self._layout = _layout(engine.request_tokens)
+        self._pick = _picker(self._layout)
+        # The engine hands out one Decision object per outcome (a rule, or no rule), and what
+        # a party's ActionDecision says depends only on it: made once per binder and outcome.
+        self._subject_decisions: dict[int, tuple[Decision, ActionDecision]] = {}
+        self._actor_decisions: dict[int, tuple[Decision, ActionDecision]] = {}
 
     def decide(self, action: str, resource: ResourceRef, context: Mapping[str, Any]) -> ActionDecision:
         """The subject, and the actor when there is one, must both be allowed."""
@@ -159,42 +168,66 @@ class ActionBinder:
         ctx = Entity("", context) if _CTX in layout else None
         # slots: 0 the party, 1 the tenant, 2 the resource, 3 the action, 4 the context
         slots = [self._subject_entity, self.tenant, obj, action, ctx]
-        first = self._decide_party(slots, self.subject, "subject")
+        first = self._decide_party(slots, self.subject, "subject", self._subject_decisions)
         actor = self.actor
         if not first.allowed or actor is None:
             return first
         slots[0] = self._actor_entity
-        second = self._decide_party(slots, actor, "actor")
+        second = self._decide_party(slots, actor, "actor", self._actor_decisions)
         if not second.allowed:
             return second._replace(failure="actor")
         return ActionDecision(
             True, f"{first.reason}; actor {actor.id!r}: {second.reason}", first.matched + second.matched
         )
 
-    def _decide_party(self, slots: list[Any], party: Party, role: str) -> ActionDecision:
+    def _decide_party(
+        self, slots: list[Any], party: Party, role: str, made: dict[int, tuple[Decision, ActionDecision]]
+    ) -> ActionDecision:
         try:
-            decision = self._engine.decide(*[slots[index] for index in self._layout])
+            decision = self._engine.decide(*self._pick(slots))
         except EngineError as exc:
             return ActionDecision(False, f"{role} {party.id!r}: evaluation error: {exc}", (), role, "evaluation_error")
-        matched = decision.matched
-        if decision.allowed:
-            rule = matched[0].text if matched else "the policy effect"
-            return ActionDecision(True, f"allowed by {rule}", matched)
-        if matched:
-            why, failure = f"denied by {matched[0].text}", "deny_rule"
-        else:
-            why, failure = "no rule allows it", "no_matching_rule"
-        return ActionDecision(False, f"{role} {party.id!r} is not allowed: {why}", matched, role, failure)
+        known = made.get(id(decision))
+        if known is not None and known[0] is decision:
+            return known[1]
+        answer = _party_decision(decision, party, role)
+        if len(made) < _MADE_LIMIT:
+            made[id(decision)] = (decision, answer)  # holds the decision: its id is not reused meanwhile
+        return answer
+
+
+def _party_decision(decision: Decision, party: Party, role: str) -> ActionDecision:
+    """The engine's decision for one party, as the ActionDecision the service reports."""
+    matched = decision.matched
+    if decision.allowed:
+        rule = matched[0].text if matched else "the policy effect"
+        return ActionDecision(True, f"allowed by {rule}", matched)
+    if matched:
+        why, failure = f"denied by {matched[0].text}", "deny_rule"
+    else:
+        why, failure = "no rule allows it", "no_matching_rule"
+    return ActionDecision(False, f"{role} {party.id!r} is not allowed: {why}", matched, role, failure)
 
 
 _TOKEN_SLOTS = {"sub": 0, "dom": 1, "obj": 2, "act": 3, "ctx": 4}
 _OBJ, _CTX = _TOKEN_SLOTS["obj"], _TOKEN_SLOTS["ctx"]
+# Outcomes a binder remembers per party: about one per deciding rule, so rarely reached.
+_MADE_LIMIT = 1024
 
 
 @functools.cache
 def _layout(request_tokens: tuple[str, ...]) -> tuple[int, ...]:
     """The slot of each request token, in the model's order (models have few shapes)."""
     return tuple(_TOKEN_SLOTS[token] for token in request_tokens)
+
+
+@functools.cache
+def _picker(layout: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The request values, in the model's order, from the slots."""
+    if len(layout) == 1:  # itemgetter of one index returns the item, not a 1-tuple
+        index = layout[0]
+        return lambda slots: (slots[index],)
+    return operator.itemgetter(*layout)
 
 # Most resources carry no attributes and recur across requests: their entity (immutable, and
 # remembering its own cache key) is kept, bounded; forgetting one only means building it again.

@@ -22,15 +22,6 @@ _UNKNOWN = object()
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def _entity_key(value: Entity) -> tuple[Any, ...] | None:
-    # An Entity is immutable: its key is computed once and kept on it (a request's subject is
-    # decided against many resources, a recurring resource against many subjects).
-    known = value.__dict__.get("_cache_key", _UNKNOWN)
-    if known is _UNKNOWN:
-        known = value.__dict__["_cache_key"] = _compute_entity_key(value)
-    return known
-
-
 def _compute_entity_key(value: Entity) -> tuple[Any, ...] | None:
     attributes = value.attributes
     values = tuple(attributes.values())
@@ -57,15 +48,21 @@ def cache_key(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     a wrong answer.
     """
     parts: list[Any] = []
+    append = parts.append
     for value in values:
         kind = type(value)
         if kind is str:
-            parts.append(value)
+            append(value)
         elif kind is Entity:
-            part = _entity_key(value)
+            # An Entity is immutable: its key is computed once and kept on it (a request's
+            # subject is decided against many resources, a recurring resource against many
+            # subjects).
+            part = value.__dict__.get("_cache_key", _UNKNOWN)
+            if part is _UNKNOWN:
+                part = value.__dict__["_cache_key"] = _compute_entity_key(value)
             if part is None:
                 return None
-            parts.append(part)
+            append(part)
         else:
             return None
     return tuple(parts)

@@ -107,7 +107,7 @@ def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.Ch
 def batch_input(request: authorization_pb2.BatchCheckRequest, caller: str = "") -> BatchInput:
     _bounded_request(request, "items", len(request.items))
     principal = _principal(request, caller)
-    items = tuple(_item(item.action, item.resource, item.context, item.request_id) for item in request.items)
+    items = tuple(_batch_item(item) for item in request.items)
     return BatchInput(
         principal=principal,
         items=items,
@@ -122,9 +122,17 @@ def batch_response(outcome: BatchOutcome, explain: bool) -> authorization_pb2.Ba
     response = authorization_pb2.BatchCheckResponse(policy_version=outcome.policy_version)
     add = response.results.add
     for result in outcome.results:
-        # Only the fields that differ from their defaults: most results are a plain allow.
-        if result.allowed and not explain:
-            add(allowed=True, reason=result.reason, decision_id=result.decision_id)
+        # Only the fields that can differ from their defaults: each keyword costs.
+        if not explain and not result.error:
+            if result.allowed:
+                add(allowed=True, reason=result.reason, decision_id=result.decision_id)
+            else:
+                add(
+                    reason=result.reason,
+                    decision_id=result.decision_id,
+                    denied_party=result.denied_party,
+                    failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+                )
             continue
         add(
             allowed=result.allowed,
@@ -143,7 +151,12 @@ def filter_input(request: authorization_pb2.FilterAllowedRequest, caller: str = 
     principal = _principal(request, caller)
     context = _struct(request.context, "context")
     action = request.action
-    candidates = tuple(_item(action, resource, None, "", prefix_resource=False) for resource in request.candidates)
+    candidates = tuple(
+        BatchItem(action, ResourceRef(resource.kind, resource.id))
+        if not _has_attributes(resource)
+        else _item(action, resource, None, "", prefix_resource=False)
+        for resource in request.candidates
+    )
     return FilterInput(
         principal=principal,
         action=request.action,
@@ -169,6 +182,15 @@ def filter_response(
     add = response.denied.add
     explain = request.explain
     for index, result in outcome.denied:
+        if not explain and not result.error:  # only the fields that can differ from their defaults
+            add(
+                resource=candidates[index],
+                reason=result.reason,
+                index=index,
+                denied_party=result.denied_party,
+                failure=_FAILURE.get(result.failure, types_pb2.FAILURE_UNSPECIFIED),
+            )
+            continue
         add(
             resource=candidates[index],
             reason=result.reason,
@@ -224,6 +246,22 @@ def _principal(request: _Principled, caller: str) -> Principal:
     )
 
 
+def _has_attributes(resource: types_pb2.Resource) -> bool:
+    # HasField first: much cheaper than reading an absent Struct's fields.
+    return resource.HasField("attributes") and bool(resource.attributes.fields)
+
+
+def _batch_item(item: authorization_pb2.BatchCheckItem) -> BatchItem:
+    resource, request_id = item.resource, item.request_id
+    if (
+        not _has_attributes(resource)
+        and not (item.HasField("context") and item.context.fields)
+        and len(request_id) <= limits.MAX_ID_LENGTH
+    ):
+        return BatchItem(item.action, ResourceRef(resource.kind, resource.id), NO_ATTRIBUTES, request_id)
+    return _item(item.action, resource, item.context, request_id)
+
+
 def _item(
     action: str,
     resource: types_pb2.Resource,
@@ -235,8 +273,6 @@ def _item(
     """One batch item or filter candidate; a conversion error becomes the item's own error
     (its field named relative to the item: the service adds the item's position)."""
     attributes = resource.attributes
-    if not attributes.fields and (context is None or not context.fields) and len(request_id) <= limits.MAX_ID_LENGTH:
-        return BatchItem(action, ResourceRef(resource.kind, resource.id), NO_ATTRIBUTES, request_id)
     resource_field = "resource.attributes" if prefix_resource else "attributes"
     try:
         converted = _struct(attributes, resource_field)

@@ -14,13 +14,14 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from policy_engine.actions import NO_ATTRIBUTES, Action, ActionBinder, ActionDecision, Party, ResourceRef
-from policy_engine.audit import AuditSink, DecisionRecord, NullSink
+from policy_engine.audit import AuditSink, DecisionGroup, DecisionRecord, NullSink
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
@@ -235,21 +236,7 @@ class DecisionService:
         METRICS.observe_decision_seconds(elapsed)
         if self._logging:
             self._sink.record(
-                _entry(
-                    policy,
-                    action.tenant,
-                    action.subject,
-                    action.actor,
-                    action.action,
-                    action.resource,
-                    action.context,
-                    decision,
-                    decision_id,
-                    request.request_id,
-                    request.caller,
-                    int(elapsed * 1_000_000),
-                    datetime.now(UTC),
-                )
+                _record(policy, action, decision, decision_id, request, int(elapsed * 1_000_000))
             )
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decided", extra={"decision_id": decision_id, "allowed": outcome.allowed})
@@ -305,7 +292,7 @@ class DecisionService:
         policy = await self._policy(request.policy_set, request.min_version, timeout)
         _refuse_role_names(policy, principal.subject, principal.actor)
         batch = _Batch(self, policy, principal, request.request_id, request.explain)
-        results = tuple(batch.decide(item, "items", index) for index, item in enumerate(request.items))
+        results = tuple(batch.decide_all(request.items, "items"))
         batch.finish()
         log.debug(
             "batch %s %s v%d items=%d", request.request_id, policy.policy_set, policy.version, len(results)
@@ -324,8 +311,7 @@ class DecisionService:
         batch = _Batch(
             self, policy, principal, request.request_id, request.explain, request.action, request.context
         )
-        for index, candidate in enumerate(request.candidates):
-            outcome = batch.decide(candidate, "candidates", index)
+        for index, outcome in enumerate(batch.decide_all(request.candidates, "candidates")):
             if outcome.allowed:
                 allowed.append(index)
             else:
@@ -404,35 +390,73 @@ class _Batch:
             validate_party_types(policy.schema, principal.subject, principal.actor)
         except InvalidRequestError as exc:
             self._party_error = exc
-        self._ids = _DecisionIds()
-        self._decided: list[tuple[str, ResourceRef, Mapping[str, Any], ActionDecision, str, str]] = []
+        # Decision ids: one random prefix per request, then the decided item's number.
+        self._id_prefix = uuid.uuid4().hex[:24]
+        self._ids_taken = 0
+        # What the decision log keeps of each decided item: a GroupItem's fields.
+        self._decided: list[tuple[str, str, str, bool, str, str, str, Mapping[str, Any]]] = []
 
-    def decide(self, item: BatchItem, where: str, index: int) -> ItemOutcome:
-        action_name, resource, context, request_id, invalid = item
-        if invalid is not None:
-            return _invalid(invalid, f"{where}[{index}].")
+    def decide_all(self, items: Sequence[BatchItem], where: str) -> list[ItemOutcome]:
+        """Each item's outcome, in order; `where` names the items' field in errors."""
         policy = self._policy
-        try:
-            if self._action is not None:  # FilterAllowed: the request's, validated already
-                action_name, context = self._action, self._context
-                validate_resource(resource)
-            else:
-                validate_item(action_name, resource, context)
-            if self._party_error is not None:
-                raise self._party_error
-            if resource.attributes or context or self._types_can_fail(resource.kind):
-                validate_item_types(policy.schema, resource, context)
-        except InvalidRequestError as exc:
-            return _invalid(exc, f"{where}[{index}].")
-        decision = self._service._decide(self._binder, self._quarantined, action_name, resource, context)  # noqa: SLF001
-        if self._explain:
-            principal = self._principal
-            action = Action(principal.tenant, principal.subject, action_name, resource, principal.actor, context)
-            decision = explain_denial(policy.engine, action, decision)
-        decision_id = self._ids()
-        self._decided.append((action_name, resource, context, decision, decision_id, request_id or self._request_id))
-        allowed, reason, matched, denied_party, failure = decision
-        return ItemOutcome(allowed, reason, decision_id, "", matched, denied_party, failure)
+        service = self._service
+        binder, quarantined = self._binder, self._quarantined
+        shared_action, shared_context = self._action, self._context
+        filtering = shared_action is not None
+        prefix, number = self._id_prefix, self._ids_taken
+        decided = self._decided
+        default_request_id = self._request_id
+        # An item without attributes (and, in a batch, without context) is valid or not by its
+        # action and resource alone: each distinct one is checked once per request.
+        plain_valid: set[tuple[str, str, str]] = set()
+        outcomes: list[ItemOutcome] = []
+        for index, (action_name, resource, context, request_id, invalid) in enumerate(items):
+            if invalid is not None:
+                outcomes.append(_invalid(invalid, f"{where}[{index}]."))
+                continue
+            if filtering:  # FilterAllowed: the request's action and context, validated already
+                action_name, context = shared_action, shared_context
+            plain_key = (
+                (action_name, resource.kind, resource.id)
+                if not resource.attributes and (filtering or not context)
+                else None
+            )
+            if plain_key is None or plain_key not in plain_valid:
+                try:
+                    self._validate(action_name, resource, context)
+                except InvalidRequestError as exc:
+                    outcomes.append(_invalid(exc, f"{where}[{index}]."))
+                    continue
+                if plain_key is not None:
+                    plain_valid.add(plain_key)
+            decision = service._decide(binder, quarantined, action_name, resource, context)  # noqa: SLF001
+            if self._explain:
+                principal = self._principal
+                action = Action(principal.tenant, principal.subject, action_name, resource, principal.actor, context)
+                decision = explain_denial(policy.engine, action, decision)
+            number += 1
+            suffix = f"{number:08x}"
+            allowed, reason, matched, denied_party, failure = decision
+            decided.append((
+                suffix, action_name, resource.key, allowed, matched[0].text if matched else "", reason,
+                request_id or default_request_id,
+                {"resource": resource.attributes, "context": context} if resource.attributes or context
+                else _NO_ITEM_ATTRIBUTES,
+            ))
+            outcomes.append(ItemOutcome(allowed, reason, prefix + suffix, "", matched, denied_party, failure))
+        self._ids_taken = number
+        return outcomes
+
+    def _validate(self, action_name: str, resource: ResourceRef, context: Mapping[str, Any]) -> None:
+        """Raise InvalidRequestError for the first field of the item that is not valid."""
+        if self._action is not None:  # FilterAllowed: action and context validated with the shared part
+            validate_resource(resource)
+        else:
+            validate_item(action_name, resource, context)
+        if self._party_error is not None:
+            raise self._party_error
+        if resource.attributes or context or self._types_can_fail(resource.kind):
+            validate_item_types(self._policy.schema, resource, context)
 
     def _types_can_fail(self, kind: str) -> bool:
         known = self._types_can_fail_by_kind.get(kind)
@@ -441,14 +465,14 @@ class _Batch:
         return known
 
     def finish(self) -> None:
-        """Count, time and log every decision made (an audit record each)."""
+        """Count and time every decision made, and hand them to the decision log as one group."""
         decided = self._decided
         count = len(decided)
         if not count:
             return
         each = (time.perf_counter() - self._started) / count
         policy = self._policy
-        allowed = sum(1 for _, _, _, decision, _, _ in decided if decision.allowed)
+        allowed = sum(1 for item in decided if item[3])
         if allowed:
             METRICS.count_decisions(policy.policy_set, True, allowed)
         if allowed < count:
@@ -456,18 +480,22 @@ class _Batch:
         METRICS.observe_decision_seconds(each, count)
         if not self._service._logging:  # noqa: SLF001
             return
-        latency_us = int(each * 1_000_000)
-        decided_at = datetime.now(UTC)
         principal = self._principal
-        tenant, subject, actor, caller = principal.tenant, principal.subject, principal.actor, principal.caller
-        self._service._sink.record_many(  # noqa: SLF001
-            [
-                _entry(
-                    policy, tenant, subject, actor, action, resource, context, decision, decision_id,
-                    request_id, caller, latency_us, decided_at,
-                )
-                for action, resource, context, decision, decision_id, request_id in decided
-            ]
+        subject, actor = principal.subject, principal.actor
+        self._service._sink.record_group(  # noqa: SLF001
+            DecisionGroup(
+                self._id_prefix,
+                datetime.now(UTC),
+                policy.policy_set,
+                policy.version,
+                principal.tenant,
+                subject.id,
+                actor.id if actor is not None else "",
+                principal.caller,
+                int(each * 1_000_000),
+                {"subject": subject.attributes, "actor": actor.attributes if actor is not None else NO_ATTRIBUTES},
+                decided,
+            )
         )
 
 
@@ -476,45 +504,45 @@ def _decision_id() -> str:
     return os.urandom(16).hex()
 
 
-def _entry(
+def _record(
     policy: LoadedPolicy,
-    tenant: str,
-    subject: Party,
-    actor: Party | None,
-    action: str,
-    resource: ResourceRef,
-    context: Mapping[str, Any],
+    action: Action,
     decision: ActionDecision,
     decision_id: str,
-    request_id: str,
-    caller: str,
+    request: CheckInput,
     latency_us: int,
-    decided_at: datetime,
 ) -> DecisionRecord:
-    """The audit record of one decision."""
+    """The audit record of one Check."""
+    actor = action.actor
     return DecisionRecord(
         decision_id,
-        decided_at,
+        datetime.now(UTC),
         policy.policy_set,
         policy.version,
-        tenant,
-        subject.id,
+        action.tenant,
+        action.subject.id,
         actor.id if actor is not None else "",
-        caller,
-        action,
-        resource.key,
+        request.caller,
+        action.action,
+        action.resource.key,
         decision.allowed,
         decision.matched[0].text if decision.matched else "",
         decision.reason,
-        request_id,
+        request.request_id,
         latency_us,
         {
-            "subject": subject.attributes,
+            "subject": action.subject.attributes,
             "actor": actor.attributes if actor is not None else NO_ATTRIBUTES,
-            "resource": resource.attributes,
-            "context": context,
+            "resource": action.resource.attributes,
+            "context": action.context,
         },
     )
+
+
+# The decision log's record of an item with neither resource attributes nor context.
+_NO_ITEM_ATTRIBUTES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {"resource": NO_ATTRIBUTES, "context": NO_ATTRIBUTES}
+)
 
 
 def _probe(
@@ -541,18 +569,6 @@ def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None
     for name, party in (("subject.id", subject), ("actor.id", actor)):
         if party is not None and party.id in policy.engine.role_names:
             raise InvalidRequestError(name, "names a role of the policy set, not a principal")
-
-
-class _DecisionIds:
-    """Decision ids for the items of one request: one random prefix, then the item's number."""
-
-    def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:24]
-        self._next = 0
-
-    def __call__(self) -> str:
-        self._next += 1
-        return f"{self._prefix}{self._next:08x}"
 
 
 def _invalid(error: InvalidRequestError, where: str) -> ItemOutcome:

@@ -13,7 +13,7 @@ import pytest
 
 from policy_engine.bundle import load_bundle
 from policy_engine.cli import policyctl
-from policy_engine.client import SyncClient
+from policy_engine.client import CheckItem, Resource, SyncClient
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.config import ThreatSettings
 from policy_engine.metrics import METRICS
@@ -68,6 +68,36 @@ class TestDecisionLog:
         shown = json.loads(text)
         assert shown["attributes"]["subject"] == {"clearance": 2}
         assert shown["decision"]["request_id"] == "req-1"
+
+    def test_batch_and_filter_decisions_are_logged_one_by_one(self, server: ServerHandle) -> None:
+        """Each item of a BatchCheck reads back by its own decision id, with its own resource,
+        attributes, context and request id; FilterAllowed's candidates are each logged too, and
+        the chain verifies."""
+        items = [
+            CheckItem("read", Resource("data", "finance/q1", {"classification": 1}), {"turn": 1}, "req-a"),
+            CheckItem("invoke", "tool:web_search", request_id="req-b"),
+            CheckItem("read", Resource("data", "finance/q2", {"classification": 3}), {"turn": 3}),
+        ]
+        with SyncClient(server.target) as client:
+            batch = client.batch_check(items, tenant="acme", subject="carol", subject_attributes={"clearance": 2})
+            client.filter_allowed(["tool:web_search", "tool:sql_query", "tool:shell_exec"], tenant="acme",
+                                  subject="erin", action="invoke", context={"channel": "chat"})
+        eventually(lambda: len(logged(server, subject="erin")) == 3)
+        assert [d.resource for d in reversed(logged(server, subject="erin"))] == [
+            "tool:web_search", "tool:sql_query", "tool:shell_exec"]
+        for item, result in zip(items, batch.results, strict=True):
+            code, text = ctl(server, "decision", result.decision_id, "--output", "json")
+            assert code == 0, text
+            shown = json.loads(text)
+            resource = Resource.parse(item.resource)
+            assert shown["decision"]["resource"] == f"{resource.kind}:{resource.id}"
+            assert shown["decision"]["allowed"] is result.allowed
+            assert shown["decision"]["request_id"] == item.request_id
+            assert shown["attributes"]["subject"] == {"clearance": 2}
+            assert shown["attributes"]["resource"] == dict(resource.attributes)
+            assert shown["attributes"]["context"] == dict(item.context or {})
+        code, text = ctl(server, "decisions", "verify")
+        assert code == 0 and "PROBLEM" not in text, text
 
     def test_filters_and_verify(self, server: ServerHandle) -> None:
         """decisions --denied lists only denials; verify reports intact chains."""

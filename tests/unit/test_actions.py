@@ -8,9 +8,9 @@ import casbin
 import pytest
 from casbin.model import Model
 
-from policy_engine.actions import Action, Party, ResourceRef, decide_action
+from policy_engine.actions import Action, ActionBinder, Party, ResourceRef, decide_action
 from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
-from policy_engine.engine import Entity
+from policy_engine.engine import Engine, Entity
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +115,34 @@ def test_subject_decisions_equal_pycasbin_on_example_policies() -> None:
             assert got == expected, f"{case.file}:{case.line}: {party.id}"
             compared += 1
     assert compared >= 40
+
+
+class TestBinderReuse:
+    """An ActionBinder decides many actions; what it remembers between them never leaks."""
+
+    def test_repeated_outcomes_name_their_own_party(self, engine) -> None:  # type: ignore[no-untyped-def]
+        """The same engine outcome (no rule) for the subject and then the actor is reported
+        for each party in its own words, however often it recurs."""
+        binder = ActionBinder(engine, "acme", Party("dave"), Party("agent:helper"))
+        for _ in range(3):
+            by_subject = binder.decide("invoke", ResourceRef("tool", "email_send"), {})
+            by_actor = binder.decide("read", ResourceRef("data", "public/reports"), {})
+            assert (by_subject.denied_party, by_subject.failure) == ("subject", "no_matching_rule")
+            assert "'dave'" in by_subject.reason
+            assert (by_actor.denied_party, by_actor.failure) == ("actor", "actor")
+            assert "'agent:helper'" in by_actor.reason
+
+    def test_repeated_decisions_equal_a_fresh_binder(self, engine) -> None:  # type: ignore[no-untyped-def]
+        binder = ActionBinder(engine, "acme", Party("bob"))
+        resources = [ResourceRef("tool", name) for name in ("web_search", "sql_query", "email_send")] * 3
+        for resource in resources:
+            fresh = ActionBinder(engine, "acme", Party("bob")).decide("invoke", resource, {})
+            assert binder.decide("invoke", resource, {}) == fresh
+
+    def test_model_with_one_request_token(self) -> None:
+        model = "[request_definition]\nr = sub\n[policy_definition]\np = sub\n" \
+            "[policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\nm = r.sub == p.sub\n"
+        one = Engine.from_text(model, "p, alice\n")
+        binder = ActionBinder(one, "acme", Party("alice"))
+        assert binder.decide("invoke", ResourceRef("tool", "x"), {}).allowed
+        assert not ActionBinder(one, "acme", Party("bob")).decide("invoke", ResourceRef("tool", "x"), {}).allowed
