@@ -109,6 +109,7 @@ class DecisionLog:
         self._putters = 0
         self._batch_size = batch_size
         self._flush_interval = flush_interval
+        self._kept_at = 0.0  # when the last batch was written (see _gather)
         self._fail_closed = on_loss == "fail_closed"
         self._timeout_ms = int(statement_timeout * 1000)
         self._min_retry = retry_interval
@@ -210,6 +211,8 @@ class DecisionLog:
             return
         self._deadline = time.monotonic() + timeout * 0.8
         self._stop.set()
+        with self._lock:
+            self._arrived.notify_all()  # out of _gather/_take at once
         self._thread.join(timeout)
         self._closed = True
         if self._thread.is_alive():
@@ -258,9 +261,12 @@ class DecisionLog:
                 self._stop.wait(self._min_retry)
                 continue
             replay_due = self._spill.pending and time.monotonic() >= self._retry_at
+            if not replay_due:
+                self._gather(self._kept_at + self._flush_interval)
             batch = self._take(0.0 if replay_due else self._flush_interval)
             if batch:
                 self._keep(batch, database=True)
+                self._kept_at = time.monotonic()
             if self._spill.pending and time.monotonic() >= self._retry_at:
                 self._replay_chunk()
             if self._failing and time.monotonic() >= self._retry_at:
@@ -270,6 +276,21 @@ class DecisionLog:
                 # left only while the database answers and the deadline allows.
                 if not self._spill.pending or not self._db_up or time.monotonic() >= self._deadline:
                     return
+
+    def _gather(self, until: float) -> None:
+        """Wait, until `until` at the latest, for a full batch: a commit costs the database about
+        as much as hundreds of rows, so a trickle of entries (Checks, each handed over on its
+        own) is written at most once per flush interval instead of once per arrival."""
+        with self._lock:
+            while self._queued < self._batch_size and not self._stop.is_set():
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._writer_waiting = True
+                try:
+                    self._arrived.wait(remaining)
+                finally:
+                    self._writer_waiting = False
 
     def _take(self, timeout: float) -> list[DecisionRecord | DecisionGroup]:
         """Up to batch_size entries (records, and groups counted by their items; a group is never

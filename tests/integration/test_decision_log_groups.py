@@ -29,7 +29,8 @@ from policy_engine.store.audit_tables import decision_log
 from policy_engine.errors import NotFoundError
 from policy_engine.store.db import downgrade
 from policy_engine.store.decision_log import DecisionLogRepository
-from tests.integration.test_decision_log import Outage, decision, open_log, outage, protector, wait_until
+from tests.integration.test_decision_log import Outage, decision, open_log, protector, wait_until
+from tests.integration.test_decision_log import outage  # noqa: F401 - a fixture, used by name
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 
