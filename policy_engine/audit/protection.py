@@ -160,50 +160,21 @@ class AttributeProtector:
         encrypted on its own, with a fresh random nonce. An entry whose attributes cannot be
         encoded gets the encryption of {}, and `on_error(index, exception)` is called.
         """
-        parties: dict[tuple[str, int], tuple[str, tuple[tuple[str, str], ...]]] = {}
+        parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]] = {}
         orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
-        hashed_json: dict[tuple[int, ...], str] = {}
+        hashed_json: dict[tuple[tuple[str, str], ...], str] = {}
         plaintexts: list[bytes] = []
         hashes: list[str] = []
         for index, attributes in enumerate(batch):
-            try:
-                keys = tuple(attributes)
-                order = orders.get(keys)
-                if order is None:
-                    order = orders[keys] = tuple(
-                        (key, f"{_CANONICAL_JSON.encode(str(key))}:")
-                        for key in sorted(keys, key=str)
-                        if not is_credential_name(key)
-                    )
-                fragments = []
-                found = []
-                for key, label in order:
-                    values = attributes[key]
-                    if not values:
-                        fragments.append(label + "{}")
-                        continue
-                    memo_key = (label, id(values))
-                    party = parties.get(memo_key)
-                    if party is None:
-                        party = parties[memo_key] = self._party(str(key), values)
-                    fragments.append(label + party[0])
-                    if party[1]:
-                        found.append(party[1])
-                plaintext = ("{" + ",".join(fragments) + "}").encode("utf-8")
-            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
-                if on_error is not None:
-                    on_error(index, exc)
-                plaintext, found = b"{}", []
-            plaintexts.append(plaintext)
+            encoded, found = self._encode(attributes, orders, parties, lambda exc: on_error and on_error(index, exc))
+            plaintexts.append(encoded.encode("utf-8"))
             if not found:
                 hashes.append("{}")
                 continue
-            hash_key = tuple(id(pairs) for pairs in found)
-            encoded = hashed_json.get(hash_key)
-            if encoded is None:
-                merged = {path: digest for pairs in found for path, digest in pairs}
-                encoded = hashed_json[hash_key] = json.dumps(merged, sort_keys=True)
-            hashes.append(encoded)
+            text = hashed_json.get(found)
+            if text is None:
+                text = hashed_json[found] = json.dumps(dict(found), sort_keys=True)
+            hashes.append(text)
         active = self._active
         encrypt = self._ciphers[active].encrypt
         associated = active.encode()
@@ -246,34 +217,9 @@ class AttributeProtector:
         encoded_items: list[str] = []
         item_hashes: list[str] = []
         for index, attributes in enumerate(items):
-            found_here: list[tuple[str, str]] = []
-            try:
-                keys = tuple(attributes)
-                order = orders.get(keys)
-                if order is None:
-                    order = orders[keys] = tuple(
-                        (key, f"{_CANONICAL_JSON.encode(str(key))}:")
-                        for key in sorted(keys, key=str)
-                        if not is_credential_name(key)
-                    )
-                own = []
-                for key, label in order:
-                    values = attributes[key]
-                    if not values:
-                        own.append(label + "{}")
-                        continue
-                    party = parties.get((label, id(values)))
-                    if party is None:
-                        party = self._party_by_content(parties, label, str(key), values)
-                    own.append(label + party[0])
-                    found_here.extend(party[1])
-                encoded_items.append("{" + ",".join(own) + "}")
-            except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
-                if on_error is not None:
-                    on_error(index, exc)
-                encoded_items.append("{}")
-                found_here = []
-            item_hashes.append(json.dumps(dict(found_here), sort_keys=True) if found_here else "")
+            encoded, found = self._encode(attributes, orders, parties, lambda exc: on_error and on_error(index, exc))
+            encoded_items.append(encoded)
+            item_hashes.append(json.dumps(dict(found), sort_keys=True) if found else "")
         fragments.append('"items":[' + ",".join(encoded_items) + "]")
         ciphertext = self._seal(("{" + ",".join(fragments) + "}").encode("utf-8"))
         return ciphertext, self._active, json.dumps(dict(shared_found), sort_keys=True), item_hashes
@@ -284,6 +230,52 @@ class AttributeProtector:
         decision's: the shared parties and that item's own."""
         own = group_attributes["items"][index]
         return {**{key: value for key, value in group_attributes.items() if key != "items"}, **own}
+
+    def _encode(
+        self,
+        attributes: Mapping[str, Mapping[str, Any]],
+        orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]],
+        parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]],
+        failed: Callable[[Exception], Any],
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """One entry's parties as a JSON object (keys sorted, credentials redacted, hashed
+        attributes left out) and the hashed ones as (path, hash) pairs. `orders` (key order per
+        key set) and `parties` (each party encoded once, see _party_by_content) are memos shared
+        by the entries of one call. Attributes that cannot be encoded give "{}" (the decision is
+        still kept) and are reported to `failed`."""
+        try:
+            return self._encode_parties(attributes, orders, parties)
+        except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
+            failed(exc)
+            return "{}", ()
+
+    def _encode_parties(
+        self,
+        attributes: Mapping[str, Mapping[str, Any]],
+        orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]],
+        parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]],
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        keys = tuple(attributes)
+        order = orders.get(keys)
+        if order is None:
+            order = orders[keys] = tuple(
+                (key, f"{_CANONICAL_JSON.encode(str(key))}:")
+                for key in sorted(keys, key=str)
+                if not is_credential_name(key)
+            )
+        fragments = []
+        found: tuple[tuple[str, str], ...] = ()
+        for key, label in order:
+            values = attributes[key]
+            if not values:
+                fragments.append(label + "{}")
+                continue
+            party = parties.get((label, id(values)))
+            if party is None:
+                party = self._party_by_content(parties, label, str(key), values)
+            fragments.append(label + party[0])
+            found += party[1]
+        return "{" + ",".join(fragments) + "}", found
 
     def _party_by_content(
         self, memo: dict[Any, Any], label: str, entity: str, values: Mapping[str, Any]
