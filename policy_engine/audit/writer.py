@@ -84,7 +84,7 @@ class DecisionLog:
         protector: AttributeProtector,
         queue_size: int = 10_000,
         batch_size: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.25,
         on_loss: str = "count",
         statement_timeout: float = 5.0,
         retry_interval: float = 0.25,
@@ -106,6 +106,7 @@ class DecisionLog:
         self._arrived = threading.Condition(self._lock)  # the writer waits for entries
         self._room = threading.Condition(self._lock)  # put_many waits for room
         self._writer_waiting = False
+        self._wake_at = 1  # queued entries at which an arrival wakes a waiting writer
         self._putters = 0
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -170,7 +171,7 @@ class DecisionLog:
             else:
                 kept = 0
             self._queued += kept
-            if kept and self._writer_waiting:
+            if kept and self._writer_waiting and self._queued >= self._wake_at:
                 self._arrived.notify()
         if kept < count:
             self._lose(count - kept, "the decision log queue is full")
@@ -202,7 +203,7 @@ class DecisionLog:
                     self._putters -= 1
             self._inbox.append(entries)
             self._queued += count
-            if self._writer_waiting:
+            if self._writer_waiting and self._queued >= self._wake_at:
                 self._arrived.notify()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -282,15 +283,19 @@ class DecisionLog:
         as much as hundreds of rows, so a trickle of entries (Checks, each handed over on its
         own) is written at most once per flush interval instead of once per arrival."""
         with self._lock:
-            while self._queued < self._batch_size and not self._stop.is_set():
-                remaining = until - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._writer_waiting = True
-                try:
-                    self._arrived.wait(remaining)
-                finally:
-                    self._writer_waiting = False
+            self._wake_at = self._batch_size  # meanwhile, arrivals wake the writer only for a full batch
+            try:
+                while self._queued < self._batch_size and not self._stop.is_set():
+                    remaining = until - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._writer_waiting = True
+                    try:
+                        self._arrived.wait(remaining)
+                    finally:
+                        self._writer_waiting = False
+            finally:
+                self._wake_at = 1
 
     def _take(self, timeout: float) -> list[DecisionRecord | DecisionGroup]:
         """Up to batch_size entries (records, and groups counted by their items; a group is never
