@@ -166,7 +166,7 @@ class AttributeProtector:
         plaintexts: list[bytes] = []
         hashes: list[str] = []
         for index, attributes in enumerate(batch):
-            encoded, found = self._encode(attributes, orders, parties, lambda exc: on_error and on_error(index, exc))
+            encoded, found = self._encode(attributes, orders, parties, on_error, index)
             plaintexts.append(encoded.encode("utf-8"))
             if not found:
                 hashes.append("{}")
@@ -217,7 +217,7 @@ class AttributeProtector:
         encoded_items: list[str] = []
         item_hashes: list[str] = []
         for index, attributes in enumerate(items):
-            encoded, found = self._encode(attributes, orders, parties, lambda exc: on_error and on_error(index, exc))
+            encoded, found = self._encode(attributes, orders, parties, on_error, index)
             encoded_items.append(encoded)
             item_hashes.append(json.dumps(dict(found), sort_keys=True) if found else "")
         fragments.append('"items":[' + ",".join(encoded_items) + "]")
@@ -236,17 +236,19 @@ class AttributeProtector:
         attributes: Mapping[str, Mapping[str, Any]],
         orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]],
         parties: dict[Any, tuple[str, tuple[tuple[str, str], ...]]],
-        failed: Callable[[Exception], Any],
+        on_error: Callable[[int, Exception], None] | None,
+        index: int,
     ) -> tuple[str, tuple[tuple[str, str], ...]]:
         """One entry's parties as a JSON object (keys sorted, credentials redacted, hashed
         attributes left out) and the hashed ones as (path, hash) pairs. `orders` (key order per
         key set) and `parties` (each party encoded once, see _party_by_content) are memos shared
         by the entries of one call. Attributes that cannot be encoded give "{}" (the decision is
-        still kept) and are reported to `failed`."""
+        still kept) and are reported as `on_error(index, exception)`."""
         try:
             return self._encode_parties(attributes, orders, parties)
         except Exception as exc:  # noqa: BLE001 - unserializable attributes: keep the decision
-            failed(exc)
+            if on_error is not None:
+                on_error(index, exc)
             return "{}", ()
 
     def _encode_parties(

@@ -392,7 +392,6 @@ class _Batch:
             self._party_error = exc
         # Decision ids: one random prefix per request, then the decided item's number.
         self._id_prefix = uuid.uuid4().hex[:24]
-        self._ids_taken = 0
         # What the decision log keeps of each decided item: a GroupItem's fields.
         self._decided: list[tuple[str, str, str, bool, str, str, str, Mapping[str, Any]]] = []
 
@@ -403,8 +402,8 @@ class _Batch:
         binder, quarantined = self._binder, self._quarantined
         shared_action, shared_context = self._action, self._context
         filtering = shared_action is not None
-        prefix, number = self._id_prefix, self._ids_taken
         decided = self._decided
+        prefix, number = self._id_prefix, len(decided)
         default_request_id = self._request_id
         # An item without attributes (and, in a batch, without context) is valid or not by its
         # action and resource alone: each distinct one is checked once per request.
@@ -444,7 +443,6 @@ class _Batch:
                 else _NO_ITEM_ATTRIBUTES,
             ))
             outcomes.append(ItemOutcome(allowed, reason, prefix + suffix, "", matched, denied_party, failure))
-        self._ids_taken = number
         return outcomes
 
     def _validate(self, action_name: str, resource: ResourceRef, context: Mapping[str, Any]) -> None:
