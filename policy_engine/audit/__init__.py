@@ -17,8 +17,9 @@ Durability, precisely
   fsynced spill file, which the next start replays.
 * Database outage: entries go to the spill file; none is lost, none is stored twice.
 * Hard crash (kill -9, power loss): at most ``queue_size`` entries waiting in memory plus the
-  one batch (``batch_size`` entries, or one larger group) the writer is holding before its
-  insert commits or its spill append is fsynced. With the defaults: 10,000 + 500 entries.
+  one batch (``batch_size`` rows; a group of decisions is one row) the writer is holding before
+  its insert commits or its spill append is fsynced. With the defaults: 10,000 entries waiting,
+  and a batch of at most 10,000 (the queue's bound in decisions).
 * When an entry can be kept neither in the queue (full) nor, later, in the database or the
   spill file, `on_loss` decides: "count" (default) keeps deciding and counts the entry in
   `stats.lost`; "fail_closed" makes `record` raise `AuditUnavailableError`, and the service

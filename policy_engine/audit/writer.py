@@ -101,12 +101,13 @@ class DecisionLog:
         # BatchCheck's entries are taken as one item, and the bound counts entries.
         self._inbox: deque[Sequence[DecisionRecord]] = deque()
         self._queued = 0
+        self._queued_rows = 0  # what the queued entries will be in the table (a group is one row)
         self._capacity = queue_size
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # the writer waits for entries
         self._room = threading.Condition(self._lock)  # put_many waits for room
         self._writer_waiting = False
-        self._wake_at = 1  # queued entries at which an arrival wakes a waiting writer
+        self._gathering = False  # while gathering, arrivals wake the writer only for a full batch
         self._putters = 0
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -164,15 +165,12 @@ class DecisionLog:
             room = self._capacity - self._queued
             if room >= count:
                 kept = count
-                self._inbox.append(entries)
+                self._enqueue(entries, count)
             elif room > 0 and not self._fail_closed:
                 kept = room
-                self._inbox.append(first_entries(entries, room))
+                self._enqueue(first_entries(entries, room), room)
             else:
                 kept = 0
-            self._queued += kept
-            if kept and self._writer_waiting and self._queued >= self._wake_at:
-                self._arrived.notify()
         if kept < count:
             self._lose(count - kept, "the decision log queue is full")
 
@@ -201,10 +199,21 @@ class DecisionLog:
                     self._room.wait(remaining)
                 finally:
                     self._putters -= 1
-            self._inbox.append(entries)
-            self._queued += count
-            if self._writer_waiting and self._queued >= self._wake_at:
-                self._arrived.notify()
+            self._enqueue(entries, count)
+
+    def _enqueue(self, entries: Sequence[DecisionRecord] | DecisionGroup, count: int) -> None:
+        """Append `entries` (`count` decisions) to the inbox and wake the writer when it waits
+        for them; the lock is held."""
+        self._inbox.append(entries)
+        self._queued += count
+        self._queued_rows += 1 if type(entries) is DecisionGroup else count
+        if self._writer_waiting and (not self._gathering or self._batch_ready()):
+            self._arrived.notify()
+
+    def _batch_ready(self) -> bool:
+        """A full batch waits: batch_size rows, or half the queue's bound in decisions (groups
+        of a thousand decisions must not fill the queue while the writer gathers rows)."""
+        return self._queued_rows >= self._batch_size or 2 * self._queued >= self._capacity
 
     def close(self, timeout: float = 10.0) -> None:
         """Drain the queue to the database or the spill file, then stop (clean shutdown)."""
@@ -283,9 +292,9 @@ class DecisionLog:
         as much as hundreds of rows, so a trickle of entries (Checks, each handed over on its
         own) is written at most once per flush interval instead of once per arrival."""
         with self._lock:
-            self._wake_at = self._batch_size  # meanwhile, arrivals wake the writer only for a full batch
+            self._gathering = True
             try:
-                while self._queued < self._batch_size and not self._stop.is_set():
+                while not self._batch_ready() and not self._stop.is_set():
                     remaining = until - time.monotonic()
                     if remaining <= 0:
                         return
@@ -295,37 +304,36 @@ class DecisionLog:
                     finally:
                         self._writer_waiting = False
             finally:
-                self._wake_at = 1
+                self._gathering = False
 
     def _take(self, timeout: float) -> list[DecisionRecord | DecisionGroup]:
-        """Up to batch_size entries (records, and groups counted by their items; a group is never
-        split, and one larger than a batch is a batch of its own), in the order they were queued;
-        waits up to `timeout` for one."""
+        """Up to batch_size rows (a record is a row, a group of any size one row), in the order
+        they were queued; waits up to `timeout` for one."""
         with self._lock:
             inbox = self._inbox
-            if not inbox and timeout > 0:
+            if not inbox and timeout > 0 and not self._stop.is_set():
                 self._writer_waiting = True
                 try:
                     self._arrived.wait(timeout)
                 finally:
                     self._writer_waiting = False
             batch: list[DecisionRecord | DecisionGroup] = []
-            room = self._batch_size
+            room, taken = self._batch_size, 0
             while inbox and room > 0:
                 item = inbox.popleft()
-                count = weight(item)
                 if type(item) is DecisionGroup:
-                    if count > room and batch:
-                        inbox.appendleft(item)
-                        break
                     batch.append(item)
-                else:
-                    if count > room:
-                        inbox.appendleft(item[room:])
-                        item, count = item[:room], room
-                    batch.extend(item)
-                room -= count
-            self._queued -= self._batch_size - room
+                    taken += len(item.items)
+                    room -= 1
+                    continue
+                if len(item) > room:
+                    inbox.appendleft(item[room:])
+                    item = item[:room]
+                batch.extend(item)
+                taken += len(item)
+                room -= len(item)
+            self._queued -= taken
+            self._queued_rows -= self._batch_size - room
             if batch and self._putters:
                 self._room.notify_all()
         return batch

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, event, func, select
 
 from policy_engine.audit import (
     AttributeProtector,
@@ -284,6 +284,41 @@ class TestGroupRows:
             repository.get(group.id_prefix + "ffffffff")
         report = repository.verify()
         assert report.ok and report.rows_checked == 2, report.lines()
+
+    def test_a_writer_batch_counts_rows_so_groups_share_a_commit(self, engine: Engine, tmp_path: Path) -> None:
+        """batch_size is rows: thirty requests of 100 decisions (3,000 decisions) with batch_size
+        10 are three transactions of ten group rows, not one commit per request."""
+        commits: list[object] = []
+
+        def committed(connection: object) -> None:
+            commits.append(connection)
+
+        event.listen(engine, "commit", committed)
+        try:
+            sink = open_log(engine, tmp_path / "spill", batch_size=10, flush_interval=30.0)
+            for _ in range(30):
+                sink.record_group(request_group(100))
+            sink.close(timeout=30)
+        finally:
+            event.remove(engine, "commit", committed)
+        assert sink.stats.written == 3000 and row_count(engine) == 30
+        assert len(commits) == 3
+        assert DecisionLogRepository(engine).verify().ok
+
+    def test_the_writer_does_not_gather_while_the_queue_fills(self, engine: Engine, tmp_path: Path) -> None:
+        """Large groups fill the queue's bound (decisions) long before batch_size rows: the writer
+        writes once half the queue is taken, instead of gathering until the queue refuses."""
+        sink = open_log(engine, tmp_path / "spill", batch_size=500, flush_interval=30.0, queue_size=1000)
+        try:
+            for _ in range(5):
+                sink.record_group(request_group(100))
+            wait_until(lambda: sink.stats.written == 500, timeout=10)
+            for _ in range(5):
+                sink.record_group(request_group(100))
+            wait_until(lambda: sink.stats.written == 1000, timeout=10)
+        finally:
+            sink.close(timeout=30)
+        assert sink.stats.lost == 0
 
     def test_groups_larger_than_a_writer_batch_stay_whole(self, engine: Engine, tmp_path: Path) -> None:
         """A group is never split across rows, even when it is larger than the writer's batch."""
