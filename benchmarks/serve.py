@@ -116,6 +116,7 @@ def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit:
         "rate_limits:\n"
         "  caller: {rate: 1000000000, burst: 1000000000}\n"
         "  subject: {rate: 1000000000, burst: 1000000000}\n"
+        "  decisions: {rate: 1000000000, burst: 1000000000}\n"
         f"  max_concurrent_rpcs: {MAX_CONCURRENT_RPCS}\n"
         "  max_per_connection: 100000\n"
         + ("" if audit else "audit:\n  enabled: false\n")

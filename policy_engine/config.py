@@ -28,6 +28,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
       require_client_cert: true
     rate_limits:
       caller: {rate: 2000, burst: 4000}     # per caller identity, requests/second
+      decisions: {rate: 100000, burst: 200000}  # per caller, decisions/second (a batch item is one)
       subject: {rate: 200, burst: 400}      # per end user
       rpcs: {PushVersion: {rate: 1, burst: 5}}
       max_concurrent_rpcs: 1000
@@ -135,6 +136,9 @@ class RateSettings:
 @dataclass(frozen=True)
 class RateLimitSettings:
     caller: RateSettings = RateSettings(2000, 4000)
+    # Decisions per caller: a BatchCheck or FilterAllowed costs one per item, so the request
+    # limit above cannot be multiplied by the batch size.
+    decisions: RateSettings = RateSettings(100_000, 200_000)
     subject: RateSettings = RateSettings(500, 1000)
     rpcs: Mapping[str, RateSettings] = field(default_factory=dict)
     max_concurrent_rpcs: int = 1000
@@ -390,7 +394,13 @@ def _tls(section: _Section, base: Path) -> TlsSettings:
 def _rate(section: _Section | None, default: RateSettings) -> RateSettings:
     if section is None:
         return default
-    return RateSettings(section.get("rate", float, default.rate), section.get("burst", float, default.burst))
+    rate, burst = section.get("rate", float, default.rate), section.get("burst", float, default.burst)
+    # A rate of 0 would never refill; a burst under one request would never admit one.
+    if not rate > 0:
+        raise ConfigError(f"{section.where}.rate: must be more than 0")
+    if not burst >= 1:
+        raise ConfigError(f"{section.where}.burst: must be at least 1")
+    return RateSettings(rate, burst)
 
 
 def _rate_limits(section: _Section) -> RateLimitSettings:
@@ -398,6 +408,7 @@ def _rate_limits(section: _Section) -> RateLimitSettings:
     rpcs_section = section.section("rpcs")
     return RateLimitSettings(
         caller=_rate(section.optional("caller"), defaults.caller),
+        decisions=_rate(section.optional("decisions"), defaults.decisions),
         subject=_rate(section.optional("subject"), defaults.subject),
         rpcs={name: _rate(rpcs_section.optional(name), defaults.caller) for name in rpcs_section.data},
         max_concurrent_rpcs=section.get("max_concurrent_rpcs", int, defaults.max_concurrent_rpcs),

@@ -30,6 +30,7 @@ from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
 from policy_engine.server.context import current_principal
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
+from policy_engine.v1 import authorization_pb2
 
 __all__ = ["EdgeInterceptor", "Guard", "message_for", "status_for"]
 
@@ -69,6 +70,15 @@ def message_for(exc: Exception) -> str:
         )
     return str(exc)
 
+
+# How many decisions a request asks for, by method: what the per-caller decision limit counts.
+_AUTHORIZATION = f"/{authorization_pb2.DESCRIPTOR.services_by_name['AuthorizationService'].full_name}/"
+_DECISIONS_ASKED: dict[str, Callable[[Any], int]] = {
+    _AUTHORIZATION + "Check": lambda request: 1,
+    _AUTHORIZATION + "BatchCheck": lambda request: len(request.items),
+    _AUTHORIZATION + "FilterAllowed": lambda request: len(request.candidates),
+    _AUTHORIZATION + "ListAllowed": lambda request: 1,
+}
 
 # Health checks need no credentials, so that load balancers can probe.
 UNGUARDED_PREFIX = "/grpc.health.v1.Health/"
@@ -190,6 +200,7 @@ class Guard:
         authenticator: CallerAuthenticator,
         authorizer: RpcAuthorizer,
         caller_limit: RateLimiter,
+        decision_limit: RateLimiter,
         subject_limit: RateLimiter,
         rpc_limits: dict[str, RateLimiter],
         connections: ConnectionLimiter,
@@ -197,6 +208,7 @@ class Guard:
         self._authenticator = authenticator
         self._authorizer = authorizer
         self._caller_limit = caller_limit
+        self._decision_limit = decision_limit
         self._subject_limit = subject_limit
         self._rpc_limits = rpc_limits
         self._connections = connections
@@ -236,6 +248,11 @@ class Guard:
             wait = limiter.try_acquire(f"{rpc}|{principal.id}")
         if wait:
             raise RateLimitedError(f"rate limit exceeded for caller {principal.id!r}", wait)
+        decisions = _DECISIONS_ASKED.get(method)
+        if decisions is not None:
+            wait = self._decision_limit.try_acquire(principal.id, cost=decisions(request))
+            if wait:
+                raise RateLimitedError(f"decision rate limit exceeded for caller {principal.id!r}", wait)
         subject = getattr(getattr(request, "subject", None), "id", "")
         if subject:
             wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}")

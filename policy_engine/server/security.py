@@ -36,6 +36,7 @@ def build_guard(security: SecuritySettings) -> Guard:
         authenticator,
         RpcAuthorizer(),
         RateLimiter(limits.caller.rate, limits.caller.burst),
+        RateLimiter(limits.decisions.rate, limits.decisions.burst),
         RateLimiter(limits.subject.rate, limits.subject.burst),
         {rpc: RateLimiter(rate.rate, rate.burst) for rpc, rate in limits.rpcs.items()},
         ConnectionLimiter(limits.max_per_connection),

@@ -20,7 +20,9 @@ class _Bucket:
 
 
 class RateLimiter:
-    """`try_acquire(key)` spends one token of `key`'s bucket; returns seconds to wait, or 0."""
+    """`try_acquire(key)` spends one token of `key`'s bucket (or `cost` tokens, at most a full
+    bucket: a cost above the burst empties it rather than never passing); returns seconds to
+    wait, or 0."""
 
     def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
         self._rate = rate
@@ -28,7 +30,7 @@ class RateLimiter:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def try_acquire(self, key: str, now: float | None = None) -> float:
+    def try_acquire(self, key: str, now: float | None = None, cost: float = 1.0) -> float:
         moment = time.monotonic() if now is None else now
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -40,10 +42,11 @@ class RateLimiter:
             self._buckets.move_to_end(key)
             bucket.tokens = min(self._burst, bucket.tokens + (moment - bucket.updated) * self._rate)
             bucket.updated = moment
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        cost = min(cost, self._burst)
+        if bucket.tokens >= cost:
+            bucket.tokens -= cost
             return 0.0
-        return (1 - bucket.tokens) / self._rate
+        return (cost - bucket.tokens) / self._rate
 
 
 class ConnectionLimiter:

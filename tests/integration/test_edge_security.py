@@ -294,6 +294,34 @@ def test_rate_limit_exceeded_then_recovered(tmp_path: Path) -> None:
         assert stub.Check(check_request(), metadata=CALLER).allowed
 
 
+def test_batch_items_count_against_the_callers_decision_limit(tmp_path: Path) -> None:
+    """A BatchCheck or FilterAllowed costs one decision per item: the request limit cannot be
+    multiplied by the batch size. A batch larger than the whole budget still passes when the
+    budget is full."""
+    jwks = FACTORY.write_jwks(tmp_path / "jwks.json")
+    settings = security(jwks, decisions=RateSettings(rate=50, burst=150))
+    items = [authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="web_search"))]
+    batch = authorization_pb2.BatchCheckRequest(tenant="acme", subject=types_pb2.Entity(id="dave"), items=items * 100)
+    tools = [types_pb2.Resource(kind="tool", id="web_search")] * 40
+    filtering = authorization_pb2.FilterAllowedRequest(
+        tenant="acme", subject=types_pb2.Entity(id="dave"), action="invoke", candidates=tools)
+    with running_server(ROOT / "policies", security=settings) as server, grpc.insecure_channel(server.target) as ch:
+        stub = authorization_pb2_grpc.AuthorizationServiceStub(ch)
+        assert len(stub.BatchCheck(batch, metadata=CALLER).results) == 100
+        assert len(stub.FilterAllowed(filtering, metadata=CALLER).allowed) == 40
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.BatchCheck(batch, metadata=CALLER)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "decision rate limit" in caught.value.details()
+        retry_ms = int(dict(caught.value.trailing_metadata())["retry-after-ms"])
+        assert 1000 <= retry_ms <= 2000  # 90 of 100 decisions missing, at 50 per second
+        assert stub.Check(check_request(), metadata=CALLER).allowed  # one decision is still there
+        time.sleep(3.1)  # the bucket is full again (150)
+        whole = authorization_pb2.BatchCheckRequest(
+            tenant="acme", subject=types_pb2.Entity(id="dave"), items=items * 1000)
+        assert len(stub.BatchCheck(whole, metadata=CALLER).results) == 1000
+
+
 class TestTransport:
     def test_mtls_identity_and_certificate_reload(self, tmp_path: Path) -> None:
         """With mTLS required, a client certificate is the caller; renewed certificate files are used without restart."""
