@@ -16,10 +16,11 @@ Safety first: nothing is listed that Check would deny.
   stops at "/". Then by deciding two probe keys, one without and one with a
   "/" after the prefix: both allowed means every key of the range is.
 
-It assumes the matcher compares r.obj with p.obj by equality or a Casbin
-matching function (keyMatch, keyMatch2/3, globMatch, regexMatch) and reads
-resource attributes as r.obj.<name>; that holds for the models this service is
-written for (see policies/default/model.conf).
+Both steps need the model's matcher to read the resource key only by comparing
+r.obj with p.obj (equality, keyMatch, keyMatch2/3, globMatch, regexMatch) and
+the resource's attributes as r.obj.<name>, as policies/default/model.conf does.
+With any other use of r.obj or p.obj in the matcher (a literal compared with
+r.obj, a resource role g2(r.obj, p.obj), a string method) no pattern is listed.
 
 Anything that cannot be proven is left out and the answer is marked partial,
 with the reason.
@@ -27,6 +28,7 @@ with the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,14 @@ _PROBE = "_probe_"
 # Two keys per pattern: globMatch's "*" does not cross "/", the other functions' does.
 _PROBE_SUFFIXES = (_PROBE, f"{_PROBE}/{_PROBE}")
 _MAX_REASONS = 20
+# The uses of the resource key that the pattern proof covers, in a matcher as the model keeps it
+# (Casbin's escaping: r.obj is r_obj).
+_PROVABLE_KEY_USE = re.compile(
+    r"\b(?:keyMatch[23]?|globMatch|regexMatch)\(\s*r_obj\s*,\s*p_obj\s*\)"
+    r"|\br_obj\s*==\s*p_obj\b|\bp_obj\s*==\s*r_obj\b"
+)
+# After those are taken out, r_obj may still be read for an attribute (r_obj.level), nothing else.
+_KEY_READ = re.compile(r"\b(?:p_obj\b|r_obj\b(?!\s*\.\s*(?!id\b|attributes\b)[A-Za-z_]\w*\b(?!\s*\()))")
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,10 @@ def list_allowed(
             f"rules of type {', '.join(index.ptypes_without_obj)} have no obj field: "
             "patterns cannot be proven"
         )
+    matcher_use = _unprovable_key_use(engine)
+    if matcher_use is not None:
+        reasons.append(f"the model's matcher reads the resource as {matcher_use!r}: patterns cannot be proven")
+    patterns_provable = not index.ptypes_without_obj and matcher_use is None
 
     concrete: dict[str, None] = {}
     patterns: dict[str, list[PolicyRule]] = {}
@@ -144,7 +158,7 @@ def list_allowed(
         rule = rules[0]
         granting = any(grants(each) for each in rules)
         start = prefix_of_pattern(obj)
-        if start is None or index.ptypes_without_obj:
+        if start is None or not patterns_provable:
             if granting:
                 reasons.append(f"{rule.where}: pattern {obj!r} is not a prefix pattern the service can prove")
             continue
@@ -165,6 +179,17 @@ def list_allowed(
         elif any(failure == "invalid" for _, failure in outcomes):
             reasons.append(f"{rule.where}: pattern {obj!r} cannot be probed with a valid id")
     return Listing(tuple(ids), tuple(listed), tuple(reasons[:_MAX_REASONS]))
+
+
+def _unprovable_key_use(engine: Engine) -> str | None:
+    """The first use of r.obj or p.obj in the model's matcher that the pattern proof does not
+    cover (see the module doc), as written around it; None when there is none."""
+    matcher = engine.model.matchers.get("m", "")
+    rest = _PROVABLE_KEY_USE.sub("", matcher)
+    found = _KEY_READ.search(rest)
+    if found is None:
+        return None
+    return rest[max(found.start() - 20, 0) : found.end() + 20].replace("_obj", ".obj").strip()
 
 
 def _exception_inside(index: RuleIndex, start: str) -> str | None:

@@ -21,6 +21,9 @@ MODELS = {
     "keyMatch": MODEL,
     "globMatch": MODEL.replace("keyMatch(r.obj, p.obj)", "globMatch(r.obj, p.obj)"),
     "regexMatch": MODEL.replace("keyMatch(r.obj, p.obj)", "regexMatch(r.obj, p.obj)"),
+    # The matcher itself excludes resources: no rule says so, so only the matcher can tell.
+    "literal in the matcher": MODEL.replace(
+        "keyMatch(r.obj, p.obj)", 'keyMatch(r.obj, p.obj) && r.obj != "tool:q" && r.obj != "data:q"'),
 }
 SUFFIXES = ("q", "q/r", "zz", "a", "a/x", "x/y/z", "b.c", "0")
 RESOURCE_ATTRIBUTES = ({}, {"level": 0}, {"level": 5}, {"level": 2, "owner": "u1"})
@@ -107,6 +110,20 @@ class TestExamplePolicy:
         )
         assert listing.resource_ids == ("gpt-small",)
         assert not listing.partial
+
+
+def test_a_matcher_that_reads_the_resource_itself_lists_no_pattern() -> None:
+    """A matcher that compares r.obj with a literal can deny keys under any rule pattern: no
+    pattern is listed, and the answer says why it is partial."""
+    model = MODEL.replace("keyMatch(r.obj, p.obj)", 'keyMatch(r.obj, p.obj) && r.obj != "tool:admin_panel"')
+    engine = Engine.from_text(model, "p, alice, *, tool:*, invoke, True, allow\np, alice, *, data:web/*, read, True, allow\n")
+    listing = list_allowed(engine, tenant="acme", subject=Party("alice"), actor=None, action="invoke", kind="tool")
+    assert listing.patterns == ()
+    assert listing.partial
+    assert any("matcher reads the resource" in reason and "r.obj !=" in reason for reason in listing.partial_reasons)
+    assert allowed(engine, "acme", Party("alice"), None, "invoke", "tool:admin_panel", {}) is False
+    unchanged = Engine.from_text(MODEL, "p, alice, *, tool:*, invoke, True, allow\n")
+    assert list_allowed(unchanged, tenant="acme", subject=Party("alice"), actor=None, action="invoke", kind="tool").patterns == ("tool:*",)
 
 
 class TestPrefixes:
