@@ -20,7 +20,9 @@ from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 
 __all__ = ["Guarded", "SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The Alembic scripts (migrations/ of the repository) through the package's _migrations link,
+# so that an installed wheel has them as well as a checkout.
+_MIGRATIONS = Path(__file__).resolve().parents[1] / "_migrations"
 
 
 def open_database(url: str) -> Engine:
@@ -57,8 +59,8 @@ def open_database(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
-    config = Config(str(_PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(_PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
     if engine is not None:
         config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config
