@@ -58,7 +58,7 @@ class DecisionLogProcess:
         queue_size: int = 10_000,
         batch_size: int = 500,
         on_loss: str = "count",
-        flush_interval: float = 0.01,
+        flush_interval: float = 0.05,
         flush_size: int = 500,
     ) -> None:
         context = multiprocessing.get_context("spawn")
