@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from policy_engine.engine import Decision, Engine, Entity, MatchedRule
+from policy_engine.engine import Decision, Engine, Entity, MatchedRule, key_part
 from policy_engine.errors import EngineError, ModelError
 
 __all__ = [
@@ -134,8 +134,8 @@ class ActionBinder:
     """
 
     __slots__ = (
-        "_actor_decisions", "_actor_entity", "_engine", "_layout", "_pick", "_subject_decisions", "_subject_entity",
-        "actor", "subject", "tenant",
+        "_actor_decisions", "_actor_entity", "_actor_part", "_engine", "_layout", "_pick", "_subject_decisions",
+        "_subject_entity", "_subject_part", "_tenant_part", "actor", "subject", "tenant",
     )
 
     def __init__(
@@ -156,6 +156,10 @@ class ActionBinder:
         self._actor_entity = (actor_entity or party_entity(actor)) if actor is not None else None
         self._layout = _layout(engine.request_tokens)
         self._pick = _picker(self._layout)
+        # The engine's cache key is assembled from parts, the parties' and tenant's made here once.
+        self._subject_part = key_part(self._subject_entity)
+        self._actor_part = key_part(self._actor_entity) if self._actor_entity is not None else None
+        self._tenant_part = key_part(tenant)
         # The engine hands out one Decision object per outcome (a rule, or no rule), and what
         # a party's ActionDecision says depends only on it: made once per binder and outcome.
         self._subject_decisions: dict[int, tuple[Decision, ActionDecision]] = {}
@@ -168,12 +172,16 @@ class ActionBinder:
         ctx = Entity("", context) if _CTX in layout else None
         # slots: 0 the party, 1 the tenant, 2 the resource, 3 the action, 4 the context
         slots = [self._subject_entity, self.tenant, obj, action, ctx]
-        first = self._decide_party(slots, self.subject, "subject", self._subject_decisions)
+        parts = [
+            self._subject_part, self._tenant_part, key_part(obj) if obj is not None else None,
+            key_part(action), key_part(ctx) if ctx is not None else None,
+        ]
+        first = self._decide_party(slots, parts, self.subject, "subject", self._subject_decisions)
         actor = self.actor
         if not first.allowed or actor is None:
             return first
-        slots[0] = self._actor_entity
-        second = self._decide_party(slots, actor, "actor", self._actor_decisions)
+        slots[0], parts[0] = self._actor_entity, self._actor_part
+        second = self._decide_party(slots, parts, actor, "actor", self._actor_decisions)
         if not second.allowed:
             return second._replace(failure="actor")
         return ActionDecision(
@@ -181,10 +189,17 @@ class ActionBinder:
         )
 
     def _decide_party(
-        self, slots: list[Any], party: Party, role: str, made: dict[int, tuple[Decision, ActionDecision]]
+        self,
+        slots: list[Any],
+        parts: list[Any],
+        party: Party,
+        role: str,
+        made: dict[int, tuple[Decision, ActionDecision]],
     ) -> ActionDecision:
+        pick = self._pick
+        key = pick(parts)
         try:
-            decision = self._engine.decide(*self._pick(slots))
+            decision = self._engine.decide_keyed(None if None in key else key, pick(slots))
         except EngineError as exc:
             return ActionDecision(False, f"{role} {party.id!r}: evaluation error: {exc}", (), role, "evaluation_error")
         known = made.get(id(decision))

@@ -14,7 +14,8 @@ pycasbin (which is only the test oracle).
     engine.py    Engine: pycasbin's enforce() signature, plus decide()
 """
 
+from policy_engine.engine.cache import key_part
 from policy_engine.engine.engine import Engine
 from policy_engine.engine.types import Decision, EnforceContext, Entity, MatchedRule
 
-__all__ = ["Decision", "EnforceContext", "Engine", "Entity", "MatchedRule"]
+__all__ = ["Decision", "EnforceContext", "Engine", "Entity", "MatchedRule", "key_part"]

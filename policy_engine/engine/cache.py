@@ -15,7 +15,7 @@ from typing import Any
 
 from policy_engine.engine.types import Decision, Entity
 
-__all__ = ["DecisionCache", "FailedEvaluation", "cache_key"]
+__all__ = ["DecisionCache", "FailedEvaluation", "cache_key", "key_part"]
 
 _ENTITY = object()
 _UNKNOWN = object()
@@ -47,25 +47,28 @@ def cache_key(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     Entities with the same id and attributes in another order get another key: a miss, never
     a wrong answer.
     """
-    parts: list[Any] = []
-    append = parts.append
-    for value in values:
-        kind = type(value)
-        if kind is str:
-            append(value)
-        elif kind is Entity:
-            # An Entity is immutable: its key is computed once and kept on it (a request's
-            # subject is decided against many resources, a recurring resource against many
-            # subjects).
-            part = value.__dict__.get("_cache_key", _UNKNOWN)
-            if part is _UNKNOWN:
-                part = value.__dict__["_cache_key"] = _compute_entity_key(value)
-            if part is None:
-                return None
-            append(part)
-        else:
-            return None
-    return tuple(parts)
+    parts = tuple(map(key_part, values))
+    return None if None in parts else parts
+
+
+def key_part(value: Any) -> Any:
+    """One request value's part of its cache key (see cache_key); None when not cacheable.
+
+    A caller deciding many requests that share values (a batch: one subject, many resources)
+    can keep the parts and assemble keys itself: `tuple(parts)` in the request's order is
+    `cache_key(values)`.
+    """
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is Entity:
+        # An Entity is immutable: its key is computed once and kept on it (a request's subject
+        # is decided against many resources, a recurring resource against many subjects).
+        part = value.__dict__.get("_cache_key", _UNKNOWN)
+        if part is _UNKNOWN:
+            part = value.__dict__["_cache_key"] = _compute_entity_key(value)
+        return part
+    return None
 
 
 @dataclass(frozen=True)

@@ -158,11 +158,15 @@ class Engine:
 
     def decide(self, *values: Any) -> Decision:
         """The decision with the rule that made it; cached per request when values allow it."""
-        cache = self._cache
-        if cache is None or (values and isinstance(values[0], EnforceContext)):
+        if self._cache is None or (values and isinstance(values[0], EnforceContext)):
             return self.decide_uncached(*values)
-        key = cache_key(values)
-        if key is None:
+        return self.decide_keyed(cache_key(values), values)
+
+    def decide_keyed(self, key: tuple[Any, ...] | None, values: tuple[Any, ...]) -> Decision:
+        """`decide(*values)` where the caller built `key` itself: `cache_key(values)`, or a tuple
+        of `key_part(value)` per value (None when a part is None). No EnforceContext here."""
+        cache = self._cache
+        if cache is None or key is None:
             return self.decide_uncached(*values)
         decision = cache.get(key)
         if decision is None:

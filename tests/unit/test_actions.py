@@ -72,6 +72,9 @@ class TestSubjectAndActor:
 
                 return Decision(allowed=False)
 
+            def decide_keyed(self, key, values):  # type: ignore[no-untyped-def]
+                return self.decide(*values)
+
         decide_action(Spy(), act("x", "data:finance/q1"))  # type: ignore[arg-type]
         assert seen["obj"] == "data:finance/q1"
         assert seen["obj"].kind == "data"
