@@ -8,7 +8,7 @@ import casbin
 import pytest
 from casbin.model import Model
 
-from policy_engine.actions import Action, ActionBinder, Party, ResourceRef, decide_action
+from policy_engine.actions import Action, ActionBinder, Party, ResourceRef, decide_action, party_entity
 from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
 from policy_engine.engine import Engine, Entity
 
@@ -141,6 +141,22 @@ class TestBinderReuse:
         for resource in resources:
             fresh = ActionBinder(engine, "acme", Party("bob")).decide("invoke", resource, {})
             assert binder.decide("invoke", resource, {}) == fresh
+
+    def test_the_binder_shares_the_engines_cache_entries(self) -> None:
+        """The keys a binder assembles are the engine's own: what enforce() cached, the binder
+        finds, and an item with other attribute values (or their types) is not mistaken for it."""
+        engine = compile_bundle(load_bundle(ROOT / "policies" / "default"))
+        subject = Party("carol", {"clearance": 2})
+        scope = ResourceRef("data", "finance/q1", {"classification": 2})
+        values = (party_entity(subject), "acme", Entity("data:finance/q1", {"classification": 2, "kind": "data"}), "read")
+        expected = engine.decide(*values)
+        assert engine.cache_hit_ratio == 0.0  # one lookup, a miss
+        binder = ActionBinder(engine, "acme", subject)
+        assert binder.decide("read", scope, {}).allowed == expected.allowed
+        assert engine.cache_hit_ratio == 0.5  # the binder's lookup was a hit
+        for other in ({"classification": 3}, {"classification": True}, {"classification": 2.0}):
+            binder.decide("read", scope._replace(attributes=other), {})
+        assert engine.cache_hit_ratio == 0.2  # three more lookups, all misses
 
     def test_model_with_one_request_token(self) -> None:
         model = "[request_definition]\nr = sub\n[policy_definition]\np = sub\n" \
