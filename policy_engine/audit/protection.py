@@ -216,10 +216,19 @@ class AttributeProtector:
         orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
         encoded_items: list[str] = []
         item_hashes: list[str] = []
+        # Items often share one attributes object (all of a FilterAllowed's items without
+        # attributes): each object is encoded once. Not a failed one ("{}"), so that every item
+        # it fails for is reported.
+        by_object: dict[int, tuple[str, str]] = {}
         for index, attributes in enumerate(items):
-            encoded, found = self._encode(attributes, orders, parties, on_error, index)
-            encoded_items.append(encoded)
-            item_hashes.append(json.dumps(dict(found), sort_keys=True) if found else "")
+            known = by_object.get(id(attributes))
+            if known is None:
+                encoded, found = self._encode(attributes, orders, parties, on_error, index)
+                known = (encoded, json.dumps(dict(found), sort_keys=True) if found else "")
+                if encoded != "{}":
+                    by_object[id(attributes)] = known  # `items` keeps the object alive: ids stay unique
+            encoded_items.append(known[0])
+            item_hashes.append(known[1])
         fragments.append('"items":[' + ",".join(encoded_items) + "]")
         ciphertext = self._seal(("{" + ",".join(fragments) + "}").encode("utf-8"))
         return ciphertext, self._active, json.dumps(dict(shared_found), sort_keys=True), item_hashes

@@ -173,6 +173,23 @@ class TestProtectGroup:
         assert json.dumps(revealed["items"][1]["resource"]) == '{"n": true}'
         assert "secret" not in json.dumps(revealed) and "a@x.io" not in json.dumps(revealed)
 
+    def test_items_sharing_one_attributes_object(self) -> None:
+        """Items handed over with one shared attributes object read back alike, and when that
+        object does not encode, every item is reported, not only the first."""
+        good = {"resource": {"level": 2}, "context": {"ip": "10.0.0.1"}}
+        bad = {"resource": ["not", "a", "mapping"]}
+        items = [good, bad, good, bad, {"resource": {"level": 2}, "context": {"ip": "10.0.0.1"}}]
+        errors: list[int] = []
+        protector = self.protector()
+        ciphertext, key_id, _, item_hashed = protector.protect_group(
+            items, {"subject": {}}, on_error=lambda i, exc: errors.append(i))
+        revealed = protector.reveal(ciphertext, key_id)
+        assert errors == [1, 3]
+        readings = [AttributeProtector.item_attributes(revealed, i) for i in range(5)]
+        assert readings[0] == readings[2] == readings[4] == {"subject": {}, "resource": {"level": 2}, "context": {}}
+        assert readings[1] == readings[3] == {"subject": {}}
+        assert item_hashed[0] == item_hashed[2] == item_hashed[4] != "" and item_hashed[1] == item_hashed[3] == ""
+
     def test_an_item_that_does_not_encode_is_empty_and_reported(self) -> None:
         """An item's own attributes that cannot be encoded become {}; the other items are kept."""
         errors: list[int] = []
