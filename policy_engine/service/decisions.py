@@ -392,8 +392,9 @@ class _Batch:
             self._party_error = exc
         # Decision ids: one random prefix per request, then the decided item's number.
         self._id_prefix = _IDS.next()[:24]
-        # What the decision log keeps of each decided item: a GroupItem's fields.
+        # What the decision log keeps of each decided item (a GroupItem's fields), when it is on.
         self._decided: list[tuple[str, str, str, bool, str, str, str, Mapping[str, Any]]] = []
+        self._count = self._allowed = 0
 
     def decide_all(self, items: Sequence[BatchItem], where: str) -> list[ItemOutcome]:
         """Each item's outcome, in order; `where` names the items' field in errors."""
@@ -402,8 +403,8 @@ class _Batch:
         binder, quarantined = self._binder, self._quarantined
         shared_action, shared_context = self._action, self._context
         filtering = shared_action is not None
-        decided = self._decided
-        prefix, number = self._id_prefix, len(decided)
+        decided = self._decided if self._service._logging else None  # noqa: SLF001
+        prefix, number, allowed_count = self._id_prefix, self._count, self._allowed
         default_request_id = self._request_id
         # An item without attributes (and, in a batch, without context) is valid or not by its
         # action and resource alone: each distinct one is checked once per request.
@@ -436,13 +437,16 @@ class _Batch:
             number += 1
             suffix = f"{number:08x}"
             allowed, reason, matched, denied_party, failure = decision
-            decided.append((
-                suffix, action_name, resource.key, allowed, matched[0].text if matched else "", reason,
-                request_id or default_request_id,
-                {"resource": resource.attributes, "context": context} if resource.attributes or context
-                else _NO_ITEM_ATTRIBUTES,
-            ))
+            allowed_count += allowed
+            if decided is not None:
+                decided.append((
+                    suffix, action_name, resource.key, allowed, matched[0].text if matched else "", reason,
+                    request_id or default_request_id,
+                    {"resource": resource.attributes, "context": context} if resource.attributes or context
+                    else _NO_ITEM_ATTRIBUTES,
+                ))
             outcomes.append(ItemOutcome(allowed, reason, prefix + suffix, "", matched, denied_party, failure))
+        self._count, self._allowed = number, allowed_count
         return outcomes
 
     def _validate(self, action_name: str, resource: ResourceRef, context: Mapping[str, Any]) -> None:
@@ -464,13 +468,11 @@ class _Batch:
 
     def finish(self) -> None:
         """Count and time every decision made, and hand them to the decision log as one group."""
-        decided = self._decided
-        count = len(decided)
+        count, allowed = self._count, self._allowed
         if not count:
             return
         each = (time.perf_counter() - self._started) / count
         policy = self._policy
-        allowed = sum(1 for item in decided if item[3])
         if allowed:
             METRICS.count_decisions(policy.policy_set, True, allowed)
         if allowed < count:
@@ -492,7 +494,7 @@ class _Batch:
                 principal.caller,
                 int(each * 1_000_000),
                 {"subject": subject.attributes, "actor": actor.attributes if actor is not None else NO_ATTRIBUTES},
-                decided,
+                self._decided,
             )
         )
 

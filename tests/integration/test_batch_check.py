@@ -13,6 +13,8 @@ from google.protobuf import struct_pb2
 from policy_engine import limits
 from policy_engine.bundle import load_bundle
 from policy_engine.client.admin import AdminClient, BundleFiles
+from policy_engine.config import AuditSettings
+from policy_engine.metrics import METRICS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 
@@ -260,3 +262,32 @@ def test_one_version_decides_the_whole_batch() -> None:
             stop.set()
             flipper.join()
         assert seen == {1, 2}
+
+
+def _decisions_counted(result: str) -> float:
+    """This process's decisions metric for the default set (the test servers run in-process)."""
+    return sum(
+        sample.value
+        for metric in METRICS.decisions.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels.get("policy_set") == "default" and sample.labels.get("result") == result
+    )
+
+
+@pytest.mark.parametrize("logging", [True, False], ids=["decision log on", "decision log off"])
+def test_batch_items_are_counted_by_result(logging: bool, tmp_path: Path) -> None:
+    """The decisions metric counts every decided item of a batch by its result, with the
+    decision log on or off; an invalid item is not a decision."""
+    audit = AuditSettings(enabled=logging, spill_dir=tmp_path / "audit", writer="thread")
+    items = [
+        authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id=name))
+        for name in ("web_search", "shell_exec", "web_search", "Not Valid", "sql_query")
+    ]
+    request = authorization_pb2.BatchCheckRequest(tenant="acme", subject=types_pb2.Entity(id="dave"), items=items)
+    with running_server(ROOT / "policies", audit=audit) as handle, grpc.insecure_channel(handle.target) as channel:
+        allowed_before, denied_before = _decisions_counted("allow"), _decisions_counted("deny")
+        results = authorization_pb2_grpc.AuthorizationServiceStub(channel).BatchCheck(request).results
+    assert [r.allowed for r in results] == [True, False, True, False, False] and results[3].error
+    assert _decisions_counted("allow") - allowed_before == 2
+    assert _decisions_counted("deny") - denied_before == 2
