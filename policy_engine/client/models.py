@@ -32,6 +32,8 @@ class Resource:
         """ "tool:web_search" -> Resource("tool", "web_search"); a bare id has no kind."""
         if isinstance(value, Resource):
             return value
+        if not isinstance(value, str):
+            raise TypeError(f"a resource is a Resource or a 'kind:id' string, not {type(value).__name__} {value!r}")
         kind, sep, resource_id = value.partition(":")
         if not sep:
             kind, resource_id = "", value

@@ -98,6 +98,9 @@ def test_errors_map_by_code() -> None:
 
 
 def test_resource_parse() -> None:
-    """ "kind:id" strings parse into Resources; a bare id has no kind."""
+    """ "kind:id" strings parse into Resources; a bare id has no kind; anything else is a
+    TypeError that says what it got."""
     assert Resource.parse("data:finance/q1") == Resource("data", "finance/q1")
     assert Resource.parse("x").key == "x"
+    with pytest.raises(TypeError, match=r"a resource is a Resource or a 'kind:id' string, not tuple \('tool', 'x'\)"):
+        Resource.parse(("tool", "x"))  # type: ignore[arg-type]
