@@ -28,7 +28,6 @@ with the reason.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,14 +54,6 @@ _PROBE = "_probe_"
 # Two keys per pattern: globMatch's "*" does not cross "/", the other functions' does.
 _PROBE_SUFFIXES = (_PROBE, f"{_PROBE}/{_PROBE}")
 _MAX_REASONS = 20
-# The uses of the resource key that the pattern proof covers, in a matcher as the model keeps it
-# (Casbin's escaping: r.obj is r_obj).
-_PROVABLE_KEY_USE = re.compile(
-    r"\b(?:keyMatch[23]?|globMatch|regexMatch)\(\s*r_obj\s*,\s*p_obj\s*\)"
-    r"|\br_obj\s*==\s*p_obj\b|\bp_obj\s*==\s*r_obj\b"
-)
-# After those are taken out, r_obj may still be read for an attribute (r_obj.level), nothing else.
-_KEY_READ = re.compile(r"\b(?:p_obj\b|r_obj\b(?!\s*\.\s*(?!id\b|attributes\b)[A-Za-z_]\w*\b(?!\s*\()))")
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ def list_allowed(
             f"rules of type {', '.join(index.ptypes_without_obj)} have no obj field: "
             "patterns cannot be proven"
         )
-    matcher_use = _unprovable_key_use(engine)
+    matcher_use = index.matcher_key_use
     if matcher_use is not None:
         reasons.append(f"the model's matcher reads the resource as {matcher_use!r}: patterns cannot be proven")
     patterns_provable = not index.ptypes_without_obj and matcher_use is None
@@ -179,17 +170,6 @@ def list_allowed(
         elif any(failure == "invalid" for _, failure in outcomes):
             reasons.append(f"{rule.where}: pattern {obj!r} cannot be probed with a valid id")
     return Listing(tuple(ids), tuple(listed), tuple(reasons[:_MAX_REASONS]))
-
-
-def _unprovable_key_use(engine: Engine) -> str | None:
-    """The first use of r.obj or p.obj in the model's matcher that the pattern proof does not
-    cover (see the module doc), as written around it; None when there is none."""
-    matcher = engine.model.matchers.get("m", "")
-    rest = _PROVABLE_KEY_USE.sub("", matcher)
-    found = _KEY_READ.search(rest)
-    if found is None:
-        return None
-    return rest[max(found.start() - 20, 0) : found.end() + 20].replace("_obj", ".obj").strip()
 
 
 def _exception_inside(index: RuleIndex, start: str) -> str | None:

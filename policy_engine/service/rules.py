@@ -40,6 +40,14 @@ _REGEX_ANY = "."
 # r.obj read other than as one of its attributes: r.obj itself, r.obj.id, a str method.
 _OBJECT_READ = re.compile(r"\br\.obj\b(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
 _STR_NAMES = frozenset(dir(str)) | {"id", "attributes"}
+# A matcher as the model keeps it writes r.obj as r_obj (Casbin's escaping).
+_ESCAPED_OBJ = re.compile(r"\b([rp])_obj\b")
+# The uses of the resource key in a matcher that ListAllowed's pattern proof covers.
+_PROVABLE_KEY_USE = re.compile(
+    r"\b(?:keyMatch[23]?|globMatch|regexMatch)\(\s*r\.obj\s*,\s*p\.obj\s*\)"
+    r"|\br\.obj\s*==\s*p\.obj\b|\bp\.obj\s*==\s*r\.obj\b"
+)
+_RULE_OBJECT = re.compile(r"\bp\.obj\b")
 _ALLOW_TEXT = frozenset({"", "true", "1"})
 
 
@@ -89,11 +97,26 @@ def key_match(key: str, pattern: str) -> bool:
 
 def reads_object_beyond_attributes(text: str) -> bool:
     """True when `text` reads r.obj as a string (r.obj, r.obj.id, a str method), not an attribute."""
+    return _object_read(text) is not None
+
+
+def _object_read(text: str) -> re.Match[str] | None:
     for match in _OBJECT_READ.finditer(text):
         name = match.group(1)
         if name is None or name in _STR_NAMES:
-            return True
-    return False
+            return match
+    return None
+
+
+def unprovable_key_use(matcher: str) -> str | None:
+    """The first use of r.obj or p.obj in `matcher` (as the model keeps it) other than comparing
+    the two (equality, keyMatch, keyMatch2/3, globMatch, regexMatch) or reading an attribute
+    of r.obj, as written around it; None when there is none."""
+    rest = _PROVABLE_KEY_USE.sub("", _ESCAPED_OBJ.sub(r"\1.obj", matcher))
+    found = _object_read(rest) or _RULE_OBJECT.search(rest)
+    if found is None:
+        return None
+    return rest[max(found.start() - 20, 0) : found.end() + 20].strip()
 
 
 @dataclass(frozen=True)
@@ -134,6 +157,7 @@ class RuleIndex:
             if rule.ptype in tokens
         )
         self.ptypes_without_obj = tuple(sorted(p for p, names in tokens.items() if "obj" not in names))
+        self.matcher_key_use = unprovable_key_use(engine.model.matchers.get("m", ""))
         # member -> [(role, domain or None)], from every role rule type (g, g2, ...).
         edges: dict[str, list[tuple[str, str | None]]] = {}
         for rule in engine.rules:
