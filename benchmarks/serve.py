@@ -15,7 +15,7 @@ p50, p99 for both and the ratio; BatchCheck and FilterAllowed decisions/s at
 10, 100 and 1,000 items; FilterAllowed of 100 tools at 100k rules, unloaded;
 the server's CPU use in each phase (all its processes); and, from the server's
 metrics, how many decision-log entries were written and how many were lost
-(queue full) over the whole run. Numbers, not assertions: tests never
+(queue still full after audit.max_wait_seconds) over the whole run. Numbers, not assertions: tests never
 time anything.
 """
 
@@ -427,7 +427,7 @@ def main() -> None:
             time.sleep(2.5)  # the gauges are refreshed every second; let the writers catch up
             fates = audit_counts(metrics_port, args.workers)
             print("decision log over the run: " + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items()))
-                  + " (lost: queue full, the writer behind)")
+                  + " (lost: the queue still full after the backpressure wait)")
         finally:
             for process in echo + real:
                 process.terminate()

@@ -41,7 +41,8 @@ authentication, TLS and rate limits. Its shape, every key optional:
       hashed: [subject.email, context.ip]
       retention_days: 90
       on_loss: count                 # or fail_closed
-      queue_size: 10000
+      queue_size: 10000              # entries waiting for the writer (at least a batch: 1000)
+      max_wait_seconds: 2.0          # a request waits this long for queue room before on_loss applies
       writer: process                # or thread (in the serving process)
     threats:
       default: {denials: 20, window_seconds: 60, quarantine_seconds: 900}
@@ -59,6 +60,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from policy_engine.limits import MAX_BATCH_ITEMS
 
 __all__ = [
     "DEFAULT_DB",
@@ -170,6 +173,9 @@ class AuditSettings:
     retention_days: int | None = None
     on_loss: str = "count"
     queue_size: int = 10_000
+    # When the queue is full, a request waits (up to this, and its deadline) for the writer to
+    # make room before it is decided; only then does `on_loss` apply.
+    max_wait_seconds: float = 2.0
     # "process": the writer runs in a child process, off the serving process's GIL;
     # "thread": in the serving process (lighter to start, e.g. for tests).
     writer: str = "process"
@@ -244,6 +250,13 @@ def load_config(path: Path) -> FileConfig:
     on_loss = audit.get("on_loss", str, "count")
     if on_loss not in ("count", "fail_closed"):
         raise ConfigError(f"{audit.where}.on_loss: must be count or fail_closed")
+    queue_size = audit.get("queue_size", int, AuditSettings.queue_size)
+    if queue_size < MAX_BATCH_ITEMS:
+        # A batch's decisions are queued together: a smaller queue could never take a full one.
+        raise ConfigError(f"{audit.where}.queue_size: must be at least {MAX_BATCH_ITEMS}")
+    max_wait = audit.get("max_wait_seconds", float, AuditSettings.max_wait_seconds)
+    if not 0 <= max_wait <= 60:
+        raise ConfigError(f"{audit.where}.max_wait_seconds: must be between 0 and 60")
     return FileConfig(
         security=load_security(path),
         audit=AuditSettings(
@@ -254,7 +267,8 @@ def load_config(path: Path) -> FileConfig:
             hashed=tuple(audit.get("hashed", list, [])),
             retention_days=retention,
             on_loss=on_loss,
-            queue_size=audit.get("queue_size", int, 10_000),
+            queue_size=queue_size,
+            max_wait_seconds=max_wait,
             writer=_choice(audit, "writer", ("process", "thread"), "process"),
         ),
         threats=ThreatSettings(

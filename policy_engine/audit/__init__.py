@@ -42,7 +42,7 @@ from policy_engine.audit.protection import AttributeProtector
 from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem
 from policy_engine.audit.redaction import redact
 from policy_engine.audit.retention import Retention
-from policy_engine.audit.sinks import AuditSink, NullSink
+from policy_engine.audit.sinks import AuditSink, NullSink, wait_for_room
 from policy_engine.audit.writer import LOSS_POLICIES, DecisionLog, DecisionLogStats
 
 __all__ = [
@@ -61,4 +61,5 @@ __all__ = [
     "NullSink",
     "Retention",
     "redact",
+    "wait_for_room",
 ]

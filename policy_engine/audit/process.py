@@ -104,6 +104,11 @@ class DecisionLogProcess:
         if group.items:
             self._accept(group)
 
+    def has_room(self, count: int) -> bool:
+        """Whether `count` more entries would be accepted now (see AuditSink)."""
+        waiting = self._accepted - self._counters[_TAKEN]
+        return waiting <= 0 or waiting + count <= self._capacity
+
     def _accept(self, entries: Sequence[DecisionRecord] | DecisionGroup) -> None:
         count = weight(entries)
         with self._lock:

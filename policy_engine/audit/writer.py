@@ -174,6 +174,11 @@ class DecisionLog:
         if kept < count:
             self._lose(count - kept, "the decision log queue is full")
 
+    def has_room(self, count: int) -> bool:
+        """Whether `count` more entries would be queued now (see AuditSink)."""
+        queued = self._queued
+        return queued == 0 or queued + count <= self._capacity
+
     def put(self, entry: DecisionRecord, timeout: float | None = None) -> None:
         """Queue `entry`, waiting for room (see put_many)."""
         self.put_many((entry,), timeout)

@@ -144,7 +144,11 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     sink, retention, protector = build_audit(audit_settings, database, f"{host}:{bound}", settings.db_url)
     threats = build_threats(settings.threats, database)
     decisions = DecisionService(
-        registry, subjects=build_subject_resolver(security), sink=sink, threats=threats
+        registry,
+        subjects=build_subject_resolver(security),
+        sink=sink,
+        threats=threats,
+        log_wait=audit_settings.max_wait_seconds,
     )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
         AuthorizationServicer(decisions), server

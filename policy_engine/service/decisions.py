@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from policy_engine.actions import NO_ATTRIBUTES, Action, ActionBinder, ActionDecision, Party, ResourceRef
-from policy_engine.audit import AuditSink, DecisionGroup, DecisionRecord, NullSink
+from policy_engine.audit import AuditSink, DecisionGroup, DecisionRecord, NullSink, wait_for_room
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
@@ -189,16 +189,22 @@ class DecisionService:
         subjects: SubjectTokenResolver | None = None,
         sink: AuditSink | None = None,
         threats: ThreatMonitor | None = None,
+        log_wait: float = 2.0,
     ) -> None:
+        """`log_wait`: how long a request may wait for room in the decision log's queue (the
+        writer behind) before it is decided anyway and the log's loss policy applies."""
         self._registry = registry
         self._subjects = subjects or SubjectTokenResolver()
         self._sink: AuditSink = sink or NullSink()
         # With the decision log off, no audit record is built at all.
         self._logging = not isinstance(self._sink, NullSink)
         self._threats = threats
+        self._log_wait = log_wait
 
     async def check(self, request: CheckInput, timeout: float | None = None) -> CheckOutcome:
         """Decide one action; `timeout` bounds the wait for `min_version` to be loaded."""
+        if self._logging and not self._sink.has_room(1):
+            await self._wait_for_log(1, timeout)
         started = time.perf_counter()
         action = request.action
         verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
@@ -241,6 +247,13 @@ class DecisionService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decided", extra={"decision_id": decision_id, "allowed": outcome.allowed})
         return outcome
+
+    async def _wait_for_log(self, count: int, timeout: float | None) -> None:
+        """Backpressure from the decision log: a writer that falls behind slows requests down
+        (up to `log_wait`, and the request's deadline) instead of losing their entries."""
+        limit = self._log_wait if timeout is None else max(min(self._log_wait, timeout), 0.0)
+        if not await wait_for_room(self._sink, count, limit):
+            log.warning("decision log queue still full after %.2fs; its loss policy applies", limit)
 
     def _decide(
         self,
@@ -287,6 +300,8 @@ class DecisionService:
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
+        if self._logging and not self._sink.has_room(len(request.items)):
+            await self._wait_for_log(len(request.items), timeout)
         principal = self._verified(request.principal)
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
@@ -301,6 +316,8 @@ class DecisionService:
 
     async def filter_allowed(self, request: FilterInput, timeout: float | None = None) -> FilterOutcome:
         """Split the candidates into allowed and denied, keeping their order."""
+        if self._logging and not self._sink.has_room(len(request.candidates)):
+            await self._wait_for_log(len(request.candidates), timeout)
         principal = self._verified(request.principal)
         _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)

@@ -1,4 +1,4 @@
-"""The configuration file: rate limits as written, and bad values refused naming the key."""
+"""The configuration file: rate limits and the decision log as written, and bad values refused naming the key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from policy_engine.config import ConfigError, RateLimitSettings, RateSettings, load_security
+from policy_engine.config import AuditSettings, ConfigError, RateLimitSettings, RateSettings, load_config, load_security
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -38,3 +38,20 @@ def test_rate_limits_as_written_and_defaults_for_the_rest(tmp_path: Path) -> Non
 def test_bad_rate_limits_are_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_security(write(tmp_path, text))
+
+
+def test_decision_log_queue_and_wait_as_written_and_by_default(tmp_path: Path) -> None:
+    audit = load_config(write(tmp_path, "audit:\n  queue_size: 5000\n  max_wait_seconds: 0.5\n")).audit
+    assert (audit.queue_size, audit.max_wait_seconds) == (5000, 0.5)
+    default = load_config(write(tmp_path, "audit:\n  enabled: true\n")).audit
+    assert (default.queue_size, default.max_wait_seconds) == (AuditSettings().queue_size, 2.0)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("audit:\n  queue_size: 999\n", "audit.queue_size: must be at least 1000"),
+    ("audit:\n  max_wait_seconds: -1\n", "audit.max_wait_seconds: must be between 0 and 60"),
+    ("audit:\n  max_wait_seconds: soon\n", "audit.max_wait_seconds: must be float"),
+])
+def test_bad_decision_log_settings_are_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
