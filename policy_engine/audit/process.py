@@ -7,7 +7,8 @@ flusher thread pickles the whole buffer at once (a BatchCheck's shared
 subject attributes once, not once per item) and writes it to a pipe at most
 every `flush_interval` seconds, or as soon as `flush_size` entries wait. A
 child process runs an ordinary DecisionLog (same spill file, chain and
-exactly-once replay) and feeds it with backpressure.
+exactly-once replay) and feeds it with backpressure. By default the child runs
+at idle CPU priority (see `_run_when_idle`).
 
 The bound (`queue_size`) counts entries accepted by this process and not yet
 taken by the writer's DecisionLog, so an entry is refused (counted as lost,
@@ -38,7 +39,11 @@ from policy_engine.audit.protection import AttributeProtector
 from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, weight
 from policy_engine.audit.writer import DecisionLog, DecisionLogStats, first_entries
 
-__all__ = ["DecisionLogProcess"]
+__all__ = ["WRITER_PRIORITIES", "DecisionLogProcess"]
+
+# "idle": the writer runs on CPU time nothing else wants (Linux SCHED_IDLE); "normal": it
+# competes with serving like any process.
+WRITER_PRIORITIES = ("idle", "normal")
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,10 @@ class DecisionLogProcess:
         on_loss: str = "count",
         flush_interval: float = 0.05,
         flush_size: int = 500,
+        priority: str = "idle",
     ) -> None:
+        if priority not in WRITER_PRIORITIES:
+            raise ValueError(f"priority must be one of {WRITER_PRIORITIES}, not {priority!r}")
         context = multiprocessing.get_context("spawn")
         reader, self._pipe = context.Pipe(duplex=False)
         self._counters: Any = context.Array("q", 8, lock=False)
@@ -80,7 +88,7 @@ class DecisionLogProcess:
         self._process = context.Process(
             target=_writer_main,
             args=(db_url, replica_id, str(spill_dir), protector, queue_size, batch_size, on_loss,
-                  reader, self._counters, os.getpid()),
+                  reader, self._counters, os.getpid(), priority),
             name=f"decision-log:{replica_id}",
             daemon=True,
         )
@@ -103,6 +111,11 @@ class DecisionLogProcess:
         """Accept the decisions of one batch request (see DecisionLog.record_group)."""
         if group.items:
             self._accept(group)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (for operators' tools: it is the process doing the I/O)."""
+        return self._process.pid
 
     def has_room(self, count: int) -> bool:
         """Whether `count` more entries would be accepted now (see AuditSink)."""
@@ -291,6 +304,18 @@ def _picklable_group(group: DecisionGroup) -> DecisionGroup:
     return group._replace(items=items)
 
 
+def _run_when_idle() -> None:
+    """Sealing a group of decisions takes the writer a fraction of a millisecond of CPU; at
+    normal priority that lands in the middle of the next requests on a busy core and shows in
+    their tail latency. SCHED_IDLE lets every other task go first. It cannot starve the log:
+    when the queue fills, requests wait for room (backpressure) and the CPU they leave is the
+    writer's."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError) as exc:  # not Linux, or refused: normal priority then
+        log.info("decision log writer: cannot run at idle priority (%s)", exc)
+
+
 def _writer_main(
     db_url: str,
     replica_id: str,
@@ -302,11 +327,14 @@ def _writer_main(
     inbox: Any,
     counters: Any,
     parent_pid: int,
+    priority: str,
 ) -> None:
     # The parent decides when to stop (the end marker); a terminal's Ctrl-C or a SIGTERM to the
     # process group must not kill the writer before it has drained.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if priority == "idle":
+        _run_when_idle()
     from policy_engine.store import open_database
 
     sink = DecisionLog(

@@ -44,6 +44,7 @@ def build_audit(
             protector=protector,
             queue_size=audit.queue_size,
             on_loss=audit.on_loss,
+            priority=audit.writer_priority,
         )
     else:
         sink = DecisionLog(

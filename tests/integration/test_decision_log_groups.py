@@ -188,7 +188,7 @@ sink.record_many(batch_of(100))
 wait_until(lambda: sink._counters[_TAKEN] == 100)
 sink.record_many(batch_of(100))  # the writer blocks on this group: its own queue is full
 time.sleep(1)
-print(sink._process.pid, flush=True)
+print(sink.writer_pid, flush=True)
 time.sleep(120)
 """
 
@@ -412,3 +412,25 @@ class TestGroupRows:
         with pytest.raises(RuntimeError, match="group rows"):
             downgrade(engine, "0005")
         assert DecisionLogRepository(engine).count() == 10
+
+
+@pytest.mark.parametrize(("priority", "policy"), [("idle", os.SCHED_IDLE), ("normal", os.SCHED_OTHER)])
+def test_the_writer_process_runs_at_the_priority_asked(
+    priority: str, policy: int, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """By default the writer process takes only CPU time nothing else wants (SCHED_IDLE), so its
+    sealing does not delay serving; "normal" leaves it at the usual policy. It writes either way."""
+    sink = open_process(database_url, tmp_path / "spill", priority=priority)
+    try:
+        sink.record(decision(1))
+        wait_until(lambda: sink.stats.written == 1)
+        assert sink.writer_pid is not None
+        assert os.sched_getscheduler(sink.writer_pid) == policy
+    finally:
+        sink.close(timeout=5)
+    assert DecisionLogRepository(engine).count() == 1
+
+
+def test_an_unknown_writer_priority_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="priority must be one of"):
+        open_process(UNREACHABLE, tmp_path / "spill", priority="high")

@@ -41,16 +41,21 @@ def test_bad_rate_limits_are_refused_naming_the_key(tmp_path: Path, text: str, m
 
 
 def test_decision_log_queue_and_wait_as_written_and_by_default(tmp_path: Path) -> None:
-    audit = load_config(write(tmp_path, "audit:\n  queue_size: 5000\n  max_wait_seconds: 0.5\n")).audit
-    assert (audit.queue_size, audit.max_wait_seconds) == (5000, 0.5)
+    audit = load_config(write(tmp_path, (
+        "audit:\n  queue_size: 5000\n  max_wait_seconds: 0.5\n  writer_priority: normal\n"
+    ))).audit
+    assert (audit.queue_size, audit.max_wait_seconds, audit.writer_priority) == (5000, 0.5, "normal")
     default = load_config(write(tmp_path, "audit:\n  enabled: true\n")).audit
-    assert (default.queue_size, default.max_wait_seconds) == (AuditSettings().queue_size, 2.0)
+    assert (default.queue_size, default.max_wait_seconds, default.writer_priority) == (
+        AuditSettings().queue_size, 2.0, "idle"
+    )
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("audit:\n  queue_size: 999\n", "audit.queue_size: must be at least 1000"),
     ("audit:\n  max_wait_seconds: -1\n", "audit.max_wait_seconds: must be between 0 and 60"),
     ("audit:\n  max_wait_seconds: soon\n", "audit.max_wait_seconds: must be float"),
+    ("audit:\n  writer_priority: high\n", "audit.writer_priority: must be one of"),
 ])
 def test_bad_decision_log_settings_are_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
