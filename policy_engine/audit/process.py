@@ -144,7 +144,8 @@ class DecisionLogProcess:
                 self._buffered += kept
                 if self._buffered >= self._flush_size:
                     self._due.set()
-                self._pending.set()
+                if not self._pending.is_set():  # set() takes a lock and notifies: once per flush
+                    self._pending.set()
             if kept < count:
                 self._lost_here += count - kept
                 if self._fail_closed:
