@@ -200,6 +200,11 @@ class DecisionService:
         self._logging = not isinstance(self._sink, NullSink)
         self._threats = threats
         self._log_wait = log_wait
+        # Per policy set, for its loaded version: plain Checks (see _plain_key) that passed every
+        # check, with the binder's decision. "May this user call this tool" recurs all the time;
+        # a repeat skips validating and binding again (the dynamic parts, quarantine, threat
+        # signals, id, metrics and log, are still per request).
+        self._plain: dict[str, tuple[LoadedPolicy, dict[tuple[str, ...], ActionDecision]]] = {}
 
     async def check(self, request: CheckInput, timeout: float | None = None) -> CheckOutcome:
         """Decide one action; `timeout` bounds the wait for `min_version` to be loaded."""
@@ -207,23 +212,34 @@ class DecisionService:
             await self._wait_for_log(1, timeout)
         started = time.perf_counter()
         action = request.action
-        verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
-        if verified.subject is not action.subject or verified.actor is not action.actor:
-            action = action._replace(subject=verified.subject, actor=verified.actor)
-        validate_action(action)
-        policy = self._loaded(request.policy_set, request.min_version) or await self._policy(
-            request.policy_set, request.min_version, timeout
-        )
-        bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
-        _refuse_role_names(policy, action.subject, action.actor)
-        validate_types(action, policy.schema)
-        decision = self._decide(
-            ActionBinder(policy.engine, action.tenant, action.subject, action.actor),
-            self._quarantined(action.tenant, action.subject, action.actor),
-            action.action,
-            action.resource,
-            action.context,
-        )
+        plain = _plain_key(request)
+        policy = self._loaded(request.policy_set, request.min_version) if plain is not None else None
+        decided = None
+        if policy is not None and plain is not None:
+            # Decided before under this version: it passed every static check then.
+            decided = self._plain_checks(policy).get(plain)
+        if policy is not None and decided is not None:
+            bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
+        else:
+            verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
+            if verified.subject is not action.subject or verified.actor is not action.actor:
+                action = action._replace(subject=verified.subject, actor=verified.actor)
+            validate_action(action)
+            policy = self._loaded(request.policy_set, request.min_version) or await self._policy(
+                request.policy_set, request.min_version, timeout
+            )
+            bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
+            _refuse_role_names(policy, action.subject, action.actor)
+            validate_types(action, policy.schema)
+            decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
+                action.action, action.resource, action.context
+            )
+            if plain is not None and action is request.action:
+                remembered = self._plain_checks(policy)
+                if len(remembered) >= _PLAIN_LIMIT:
+                    remembered.clear()
+                remembered[plain] = decided
+        decision = self._decided(decided, action.tenant, action.subject, action.actor)
         if request.explain:
             decision = explain_denial(policy.engine, action, decision)
         decision_id = _IDS.next()
@@ -254,6 +270,25 @@ class DecisionService:
         limit = self._log_wait if timeout is None else max(min(self._log_wait, timeout), 0.0)
         if not await wait_for_room(self._sink, count, limit):
             log.warning("decision log queue still full after %.2fs; its loss policy applies", limit)
+
+    def _plain_checks(self, policy: LoadedPolicy) -> dict[tuple[str, ...], ActionDecision]:
+        """The plain Checks remembered for `policy` (those of an earlier version are dropped)."""
+        known = self._plain.get(policy.policy_set)
+        if known is None or known[0] is not policy:
+            known = self._plain[policy.policy_set] = (policy, {})
+        return known[1]
+
+    def _decided(
+        self, decided: ActionDecision, tenant: str, subject: Party, actor: Party | None
+    ) -> ActionDecision:
+        """`decided` (the binder's decision), unless the parties are quarantined; denials feed the
+        threat signals."""
+        quarantined = self._quarantined(tenant, subject, actor)
+        if quarantined is not None:
+            return quarantined
+        if not decided.allowed:
+            self._observe_denial(tenant, subject, actor)
+        return decided
 
     def _decide(
         self,
@@ -605,6 +640,24 @@ def _validate_shared(
 ) -> None:
     """Refuse the whole request when what its items share (tenant, subject, actor, ...) is invalid."""
     validate_action(_probe(principal, action, context or {}))
+
+
+# Plain Checks remembered per policy version (then forgotten all at once and learnt again).
+_PLAIN_LIMIT = 65_536
+
+
+def _plain_key(request: CheckInput) -> tuple[str, ...] | None:
+    """The request's identity when it carries nothing but names (no token, actor, attributes,
+    context or explain), so that validating and deciding it is a function of these names and the
+    policy version; None otherwise."""
+    action = request.action
+    resource = action.resource
+    if (
+        request.subject_token or request.explain or action.actor is not None or action.context
+        or action.subject.attributes or resource.attributes
+    ):
+        return None
+    return (action.tenant, action.subject.id, action.action, resource.kind, resource.id)
 
 
 def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:

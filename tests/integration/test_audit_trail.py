@@ -7,6 +7,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from policy_engine.client import CheckItem, Resource, SyncClient
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.config import ThreatSettings
 from policy_engine.metrics import METRICS
+from policy_engine.store import open_database
+from policy_engine.store.audit_tables import quarantine
 from policy_engine.testing import ServerHandle, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +155,26 @@ class TestThreats:
             assert code == 0, text
             eventually(lambda: helper("web_search").allowed, timeout=10)
 
+    def test_repeated_plain_checks_still_count_and_obey_a_quarantine(self, server: ServerHandle) -> None:
+        """A Check repeated with nothing but names is answered from what the server remembers,
+        yet every denial still counts (more than 3 make a security event), and a quarantine of the subject
+        denies even the repeat of an allowed Check until it is released."""
+        with SyncClient(server.target) as client:
+            def dave(tool: str):  # type: ignore[no-untyped-def]
+                return client.check(tenant="acme", subject="dave", action="invoke", resource=f"tool:{tool}")
+
+            assert dave("web_search").allowed and dave("web_search").allowed
+            for _ in range(4):
+                assert not dave("shell_exec").allowed
+            eventually(lambda: any(e["principal"] == "dave" for e in AdminClient(server.target).security_events()))
+            database = open_database(server.db_url)
+            quarantine(database, "acme", "dave", datetime.now(UTC) + timedelta(hours=1), "test")
+            database.dispose()
+            eventually(lambda: "quarantined" in dave("web_search").reason, timeout=10)
+            code, text = ctl(server, "release", "dave", "--tenant", "acme", "--reason", "checked")
+            assert code == 0, text
+            eventually(lambda: dave("web_search").allowed, timeout=10)
+        eventually(lambda: [d.resource for d in logged(server, subject="dave", denied_only=True)].count("tool:shell_exec") == 4)
 
 def test_metrics_endpoint_counts_decisions(tmp_path: Path) -> None:
     """With a metrics port, /metrics reports decisions by policy set and result."""

@@ -177,6 +177,30 @@ def test_min_version_waits_for_activation(tmp_path: Path) -> None:
         assert response.allowed
 
 
+def test_a_repeated_check_follows_activations(tmp_path: Path) -> None:
+    """The same Check asked again and again is answered by whichever version is active: what a
+    server remembers of earlier answers never outlives their version."""
+    root = Path(__file__).resolve().parents[2]
+    with running_server(root / "policies", reload_interval=0.05) as server:
+        repository = PolicyRepository(open_database(server.db_url))
+        v1 = repository.get_version("default", 1)
+        repository.add_version("default", NewVersion(
+            model_text=v1.model_text,
+            policy_text=v1.policy_text + "\np, viewer, *, tool:calculator, invoke, True, allow\n",
+            sha256="e" * 64, rule_count=v1.rule_count + 1, message="calculator", author="test", tests=v1.tests,
+        ))
+        calculator = request(subject=types_pb2.Entity(id="dave"), resource=types_pb2.Resource(kind="tool", id="calculator"))
+        with grpc.insecure_channel(server.target) as channel:
+            stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+            for number, allowed in ((1, False), (2, True), (1, False), (2, True)):
+                repository.activate("default", number, actor="test", reason="flip")
+                answers = [stub.Check(calculator, timeout=5) for _ in range(3)]
+                while answers[-1].policy_version != number:
+                    answers.append(stub.Check(calculator, timeout=5))
+                assert answers[-1].allowed is allowed
+                assert all(a.allowed is (a.policy_version == 2) for a in answers)
+
+
 class TestServing:
     def test_health_is_serving(self, server: ServerHandle) -> None:
         """The standard health service reports SERVING once a policy is loaded."""
