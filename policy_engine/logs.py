@@ -18,22 +18,44 @@ from pythonjsonlogger.json import JsonFormatter
 
 __all__ = ["bind_request", "configure_logging"]
 
-_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
+# The fields bound so far in this request (task), as a chain of (earlier, fields, length):
+# binding is on every request's path and costs one tuple; the fields are merged only when a line
+# is logged (or when a context that is never left binds over and over: then the chain is folded).
+_Bound = tuple["_Bound | None", dict[str, Any], int]
+_context: ContextVar[_Bound | None] = ContextVar("log_context", default=None)
+_FOLD_AT = 16
 
 
 def bind_request(**fields: Any) -> None:
     """Add fields to every log line of the current request (task)."""
-    current = _context.get()
-    bound = dict(current) if current else {}
-    for key, value in fields.items():
-        if value is not None and value != "":
-            bound[key] = value
-    _context.set(bound)
+    bound = _context.get()
+    if bound is None:
+        _context.set((None, fields, 1))
+    elif bound[2] < _FOLD_AT:
+        _context.set((bound, fields, bound[2] + 1))
+    else:
+        _context.set((bound, fields, bound[2] + 1))
+        _context.set((None, _bound_fields(), 1))
+
+
+def _bound_fields() -> dict[str, Any]:
+    """The current request's fields, later bindings winning; empty values are left out."""
+    chain = []
+    link = _context.get()
+    while link is not None:
+        chain.append(link[1])
+        link = link[0]
+    merged: dict[str, Any] = {}
+    for fields in reversed(chain):
+        for key, value in fields.items():
+            if value is not None and value != "":
+                merged[key] = value
+    return merged
 
 
 class _RequestContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in (_context.get() or {}).items():
+        for key, value in _bound_fields().items():
             setattr(record, key, value)
         return True
 

@@ -74,10 +74,12 @@ def check_input(request: authorization_pb2.CheckRequest, caller: str = "") -> Ch
         resource=ResourceRef(
             kind=request.resource.kind,
             id=request.resource.id,
-            attributes=_struct(request.resource.attributes, "resource.attributes"),
+            attributes=_struct(request.resource.attributes, "resource.attributes")
+            if _has_attributes(request.resource)
+            else NO_ATTRIBUTES,
         ),
         actor=principal.actor,
-        context=_struct(request.context, "context"),
+        context=_struct(request.context, "context") if request.HasField("context") else NO_ATTRIBUTES,
     )
     return CheckInput(
         action=action,
@@ -236,7 +238,12 @@ def _principal(request: _Principled, caller: str) -> Principal:
     actor = None
     if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
         actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
-    subject = Party(request.subject.id, _struct(request.subject.attributes, "subject.attributes"))
+    subject = Party(
+        request.subject.id,
+        _struct(request.subject.attributes, "subject.attributes")
+        if request.subject.HasField("attributes")
+        else NO_ATTRIBUTES,
+    )
     return Principal(
         tenant=request.tenant,
         subject=subject,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -242,20 +243,21 @@ class Guard:
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
         rpc = method.rsplit("/", 1)[-1]
         limiter = self._rpc_limits.get(rpc)
+        now = time.monotonic()
         if limiter is None:
-            wait = self._caller_limit.try_acquire(principal.id)
+            wait = self._caller_limit.try_acquire(principal.id, now)
         else:
-            wait = limiter.try_acquire(f"{rpc}|{principal.id}")
+            wait = limiter.try_acquire(f"{rpc}|{principal.id}", now)
         if wait:
             raise RateLimitedError(f"rate limit exceeded for caller {principal.id!r}", wait)
         decisions = _DECISIONS_ASKED.get(method)
         if decisions is not None:
-            wait = self._decision_limit.try_acquire(principal.id, cost=decisions(request))
+            wait = self._decision_limit.try_acquire(principal.id, now, decisions(request))
             if wait:
                 raise RateLimitedError(f"decision rate limit exceeded for caller {principal.id!r}", wait)
         subject = getattr(getattr(request, "subject", None), "id", "")
         if subject:
-            wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}")
+            wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}", now)
             if wait:
                 raise RateLimitedError("rate limit exceeded for this subject", wait)
         current_principal.set(principal)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 __all__ = ["ConnectionLimiter", "RateLimiter"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     tokens: float
     updated: float
