@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["METRICS", "Metrics"]
 
@@ -15,15 +21,15 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.decisions = Counter(
-            "policy_engine_decisions", "Decisions made", ["policy_set", "result"], registry=r
-        )
-        self.decision_seconds = Histogram(
+        # Counted on every decision: plain numbers read at scrape time (see DecisionCounts).
+        self.decisions = DecisionCounts("policy_engine_decisions", "Decisions made")
+        self.decision_seconds = DecisionTimes(
             "policy_engine_decision_seconds",
             "Time to decide one action, validation included",
-            buckets=(0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02, 0.1),
-            registry=r,
+            (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.02, 0.1),
         )
+        r.register(self.decisions)
+        r.register(self.decision_seconds)
         self.cache_hit_ratio = Gauge(
             "policy_engine_cache_hit_ratio",
             "Share of decisions answered from the cache, for the loaded version of each set",
@@ -57,38 +63,67 @@ class Metrics:
         self._decision_counts: dict[tuple[str, bool], Any] = {}
 
     def count_decisions(self, policy_set: str, allowed: bool, count: int = 1) -> None:
-        """Add `count` decisions to policy_engine_decisions (the labelled child is looked up once)."""
-        key = (policy_set, allowed)
-        child = self._decision_counts.get(key)
-        if child is None:
-            child = self.decisions.labels(policy_set, "allow" if allowed else "deny")
-            if len(self._decision_counts) < 1024:
-                self._decision_counts[key] = child
-        child.inc(count)
+        """Add `count` decisions to policy_engine_decisions."""
+        self.decisions.add(policy_set, allowed, count)
 
     def observe_decision_seconds(self, seconds: float, count: int = 1) -> None:
         """`count` observations of `seconds` each (the items of a batch: its time divided by its size)."""
-        observe_many(self.decision_seconds, seconds, count)
+        self.decision_seconds.observe(seconds, count)
 
 
-def observe_many(histogram: Histogram, amount: float, count: int) -> None:
-    """What `count` calls of `histogram.observe(amount)` do, at the cost of one."""
-    if count == 1:
-        histogram.observe(amount)
-        return
-    if count <= 0:
-        return
-    try:  # prometheus_client's internals; fall back to one observe per item if they change
-        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum  # noqa: SLF001
-    except AttributeError:
-        for _ in range(count):
-            histogram.observe(amount)
-        return
-    total.inc(amount * count)
-    for bound, bucket in zip(bounds, buckets, strict=True):
-        if amount <= bound:
-            bucket.inc(count)
-            break
+class DecisionCounts(Collector):
+    """A counter of decisions by policy set and result, kept as plain numbers and turned into a
+    metric family when scraped. prometheus_client's Counter takes a lock and several calls per
+    increment, on every request's path; here one increment is a dict update under one lock."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name, self._documentation = name, documentation
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, bool], float] = {}
+
+    def add(self, policy_set: str, allowed: bool, count: int = 1) -> None:
+        key = (policy_set, allowed)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + count
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts = dict(self._counts)
+        family = CounterMetricFamily(self._name, self._documentation, labels=["policy_set", "result"])
+        for (policy_set, allowed), value in sorted(counts.items()):
+            family.add_metric([policy_set, "allow" if allowed else "deny"], value)
+        yield family
+
+
+class DecisionTimes(Collector):
+    """A histogram of decision times, kept as plain numbers like DecisionCounts."""
+
+    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...]) -> None:
+        self._name, self._documentation = name, documentation
+        self._bounds = tuple(sorted(bounds))
+        self._lock = threading.Lock()
+        self._buckets = [0] * (len(self._bounds) + 1)  # the last: above every bound (+Inf)
+        self._sum = 0.0
+
+    def observe(self, seconds: float, count: int = 1) -> None:
+        """`count` observations of `seconds` each."""
+        if count <= 0:
+            return
+        index = bisect.bisect_left(self._bounds, seconds)  # a bound's bucket holds values <= it
+        with self._lock:
+            self._buckets[index] += count
+            self._sum += seconds * count
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            buckets, total = list(self._buckets), self._sum
+        cumulative, running = [], 0
+        for bound, count in zip((*self._bounds, float("inf")), buckets, strict=True):
+            running += count
+            cumulative.append((floatToGoString(bound), running))
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], cumulative, total)
+        yield family
 
 
 # The process-wide metrics; the server exposes this registry when --metrics-listen is set.
