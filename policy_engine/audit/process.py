@@ -142,9 +142,10 @@ class DecisionLogProcess:
                 self._buffer.append(entries if kept == count else first_entries(entries, kept))
                 self._accepted += kept
                 self._buffered += kept
-                if self._buffered >= self._flush_size:
+                # set() takes a lock and notifies: once per flush, not once per entry
+                if self._buffered >= self._flush_size and not self._due.is_set():
                     self._due.set()
-                if not self._pending.is_set():  # set() takes a lock and notifies: once per flush
+                if not self._pending.is_set():
                     self._pending.set()
             if kept < count:
                 self._lost_here += count - kept
