@@ -118,7 +118,11 @@ class DecisionLogProcess:
         return self._process.pid
 
     def has_room(self, count: int) -> bool:
-        """Whether `count` more entries would be accepted now (see AuditSink)."""
+        """Whether `count` more entries would be accepted now (see AuditSink). With the writer
+        process gone or the sink closed, waiting cannot help: True, and `record` applies the
+        loss policy at once."""
+        if self._broken or self._closed:
+            return True
         waiting = self._accepted - self._counters[_TAKEN]
         return waiting <= 0 or waiting + count <= self._capacity
 

@@ -175,7 +175,10 @@ class DecisionLog:
             self._lose(count - kept, "the decision log queue is full")
 
     def has_room(self, count: int) -> bool:
-        """Whether `count` more entries would be queued now (see AuditSink)."""
+        """Whether `count` more entries would be queued now (see AuditSink); True once closed
+        (waiting cannot help: `record` applies the loss policy)."""
+        if self._closed:
+            return True
         queued = self._queued
         return queued == 0 or queued + count <= self._capacity
 
