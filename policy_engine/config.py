@@ -44,7 +44,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
       queue_size: 10000              # entries waiting for the writer (at least a batch: 1000)
       max_wait_seconds: 2.0          # a request waits this long for queue room before on_loss applies
       writer: process                # or thread (in the serving process)
-      writer_priority: idle          # the writer process at Linux SCHED_IDLE; or normal
+      writer_priority: normal        # or idle: Linux SCHED_IDLE, one worker on a host of its own
     threats:
       default: {denials: 20, window_seconds: 60, quarantine_seconds: 900}
       tenants: {acme: {denials: 10, window_seconds: 30, quarantine_seconds: 3600}}
@@ -180,8 +180,9 @@ class AuditSettings:
     # "process": the writer runs in a child process, off the serving process's GIL;
     # "thread": in the serving process (lighter to start, e.g. for tests).
     writer: str = "process"
-    # "idle": the writer process only takes CPU time nothing else wants; "normal".
-    writer_priority: str = "idle"
+    # "normal"; or "idle": the writer process only takes CPU time nothing else wants (a lower
+    # tail latency for one worker on a host of its own; it can starve otherwise).
+    writer_priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ def load_config(path: Path) -> FileConfig:
             queue_size=queue_size,
             max_wait_seconds=max_wait,
             writer=_choice(audit, "writer", ("process", "thread"), "process"),
-            writer_priority=_choice(audit, "writer_priority", ("idle", "normal"), "idle"),
+            writer_priority=_choice(audit, "writer_priority", ("normal", "idle"), "normal"),
         ),
         threats=ThreatSettings(
             default=_threat(threats.optional("default")),

@@ -7,8 +7,8 @@ flusher thread pickles the whole buffer at once (a BatchCheck's shared
 subject attributes once, not once per item) and writes it to a pipe at most
 every `flush_interval` seconds, or as soon as `flush_size` entries wait. A
 child process runs an ordinary DecisionLog (same spill file, chain and
-exactly-once replay) and feeds it with backpressure. By default the child runs
-at idle CPU priority (see `_run_when_idle`).
+exactly-once replay) and feeds it with backpressure. With priority "idle" the
+child runs at idle CPU priority (see `_run_when_idle`).
 
 The bound (`queue_size`) counts entries accepted by this process and not yet
 taken by the writer's DecisionLog, so an entry is refused (counted as lost,
@@ -41,8 +41,8 @@ from policy_engine.audit.writer import DecisionLog, DecisionLogStats, first_entr
 
 __all__ = ["WRITER_PRIORITIES", "DecisionLogProcess"]
 
-# "idle": the writer runs on CPU time nothing else wants (Linux SCHED_IDLE); "normal": it
-# competes with serving like any process.
+# "normal": the writer competes for the CPU like any process; "idle": it runs only on CPU time
+# nothing else wants (Linux SCHED_IDLE), see _run_when_idle.
 WRITER_PRIORITIES = ("idle", "normal")
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class DecisionLogProcess:
         on_loss: str = "count",
         flush_interval: float = 0.05,
         flush_size: int = 500,
-        priority: str = "idle",
+        priority: str = "normal",
     ) -> None:
         if priority not in WRITER_PRIORITIES:
             raise ValueError(f"priority must be one of {WRITER_PRIORITIES}, not {priority!r}")
@@ -313,9 +313,11 @@ def _picklable_group(group: DecisionGroup) -> DecisionGroup:
 def _run_when_idle() -> None:
     """Sealing a group of decisions takes the writer a fraction of a millisecond of CPU; at
     normal priority that lands in the middle of the next requests on a busy core and shows in
-    their tail latency. SCHED_IDLE lets every other task go first. It cannot starve the log:
-    when the queue fills, requests wait for room (backpressure) and the CPU they leave is the
-    writer's."""
+    their tail latency. SCHED_IDLE lets every other task go first. That is only safe when the
+    serving process has the host to itself: when the queue fills, its requests wait and leave
+    the CPU to the writer, but other busy processes (other workers, other services) do not,
+    and the writer can then fall behind until the wait runs out and entries are lost. An
+    unprivileged process cannot leave SCHED_IDLE again, so this is not switched on demand."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError) as exc:  # not Linux, or refused: normal priority then

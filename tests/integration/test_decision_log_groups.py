@@ -418,8 +418,8 @@ class TestGroupRows:
 def test_the_writer_process_runs_at_the_priority_asked(
     priority: str, policy: int, database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
-    """By default the writer process takes only CPU time nothing else wants (SCHED_IDLE), so its
-    sealing does not delay serving; "normal" leaves it at the usual policy. It writes either way."""
+    """With "idle" the writer process takes only CPU time nothing else wants (SCHED_IDLE);
+    "normal", the default, leaves it at the usual policy. It writes either way."""
     sink = open_process(database_url, tmp_path / "spill", priority=priority)
     try:
         sink.record(decision(1))

@@ -42,12 +42,12 @@ def test_bad_rate_limits_are_refused_naming_the_key(tmp_path: Path, text: str, m
 
 def test_decision_log_queue_and_wait_as_written_and_by_default(tmp_path: Path) -> None:
     audit = load_config(write(tmp_path, (
-        "audit:\n  queue_size: 5000\n  max_wait_seconds: 0.5\n  writer_priority: normal\n"
+        "audit:\n  queue_size: 5000\n  max_wait_seconds: 0.5\n  writer_priority: idle\n"
     ))).audit
-    assert (audit.queue_size, audit.max_wait_seconds, audit.writer_priority) == (5000, 0.5, "normal")
+    assert (audit.queue_size, audit.max_wait_seconds, audit.writer_priority) == (5000, 0.5, "idle")
     default = load_config(write(tmp_path, "audit:\n  enabled: true\n")).audit
     assert (default.queue_size, default.max_wait_seconds, default.writer_priority) == (
-        AuditSettings().queue_size, 2.0, "idle"
+        AuditSettings().queue_size, 2.0, "normal"
     )
 
 
