@@ -51,6 +51,15 @@ class Metrics:
             ["fate"],
             registry=r,
         )
+        self.audit_waits = Counter(
+            "policy_engine_audit_waits",
+            "Requests that waited for room in the decision log's queue (backpressure), by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.audit_wait_seconds = Counter(
+            "policy_engine_audit_wait_seconds", "Time requests spent waiting for decision log room", registry=r
+        )
         self.refused = Counter(
             "policy_engine_refused_requests", "Requests refused before deciding", ["code"], registry=r
         )

@@ -268,7 +268,11 @@ class DecisionService:
         """Backpressure from the decision log: a writer that falls behind slows requests down
         (up to `log_wait`, and the request's deadline) instead of losing their entries."""
         limit = self._log_wait if timeout is None else max(min(self._log_wait, timeout), 0.0)
-        if not await wait_for_room(self._sink, count, limit):
+        started = time.monotonic()
+        room = await wait_for_room(self._sink, count, limit)
+        METRICS.audit_wait_seconds.inc(time.monotonic() - started)
+        METRICS.audit_waits.labels(outcome="room" if room else "timed_out").inc()
+        if not room:
             log.warning("decision log queue still full after %.2fs; its loss policy applies", limit)
 
     def _plain_checks(self, policy: LoadedPolicy) -> dict[tuple[str, ...], ActionDecision]:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy.exc
 
 from policy_engine.config import AuditSettings
+from policy_engine.metrics import METRICS
 from policy_engine.store import ensure_schema, open_database
 from policy_engine.store.decision_log import DecisionLogRepository
 from policy_engine.testing import running_server
@@ -102,10 +103,12 @@ def test_a_writer_that_falls_behind_slows_requests_instead_of_losing_entries(wri
     db_path = tmp_path / "log.db"
     url = f"sqlite:///{db_path}"
     audit = AuditSettings(spill_dir=tmp_path / "audit", writer=writer, queue_size=50, max_wait_seconds=30)
+    waited = _waits("room")
     with running_server(ROOT / "policies", db_url=url, audit=audit) as server:
         _wait_for_rows(url, 0)
         before_release, decision_ids = _send_while_locked(server.target, db_path, batches=8, size=40, locked_for=1.5)
     assert before_release < 8  # held back, not answered with their entries dropped
+    assert _waits("room") > waited  # and the wait shows in the metrics
     assert len(decision_ids) == 320
     engine = open_database(url)
     repository = DecisionLogRepository(engine)
@@ -121,13 +124,26 @@ def test_the_wait_for_room_is_bounded_then_the_loss_policy_applies(tmp_path: Pat
     db_path = tmp_path / "log.db"
     url = f"sqlite:///{db_path}"
     audit = AuditSettings(spill_dir=tmp_path / "audit", writer="thread", queue_size=50, max_wait_seconds=0.2)
+    timed_out = _waits("timed_out")
     with running_server(ROOT / "policies", db_url=url, audit=audit) as server:
         before_release, decision_ids = _send_while_locked(server.target, db_path, batches=8, size=40, locked_for=3.0)
     assert before_release == 8  # none waited for the lock to go
+    assert _waits("timed_out") > timed_out
     assert len(decision_ids) == 320
     engine = open_database(url)
     assert DecisionLogRepository(engine).count() < 321
     engine.dispose()
+
+
+def _waits(outcome: str) -> float:
+    """Requests of this process that waited for decision log room, by outcome (the test servers
+    run in-process)."""
+    return sum(
+        sample.value
+        for metric in METRICS.audit_waits.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("outcome") == outcome
+    )
 
 
 def _wait_for_rows(url: str, at_least: int) -> None:
