@@ -5,8 +5,6 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterator
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -69,7 +67,6 @@ class Metrics:
         self.security_events = Counter(
             "policy_engine_security_events", "Threat signals raised", ["kind"], registry=r
         )
-        self._decision_counts: dict[tuple[str, bool], Any] = {}
 
     def count_decisions(self, policy_set: str, allowed: bool, count: int = 1) -> None:
         """Add `count` decisions to policy_engine_decisions."""

@@ -213,22 +213,20 @@ class DecisionService:
         started = time.perf_counter()
         action = request.action
         plain = _plain_key(request)
-        policy = self._loaded(request.policy_set, request.min_version) if plain is not None else None
+        policy = self._loaded(request.policy_set, request.min_version)
         decided = None
         if policy is not None and plain is not None:
             # Decided before under this version: it passed every static check then.
             decided = self._plain_checks(policy).get(plain)
-        if policy is not None and decided is not None:
-            bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
-        else:
+        if decided is None:
             verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
             if verified.subject is not action.subject or verified.actor is not action.actor:
                 action = action._replace(subject=verified.subject, actor=verified.actor)
             validate_action(action)
-            policy = self._loaded(request.policy_set, request.min_version) or await self._policy(
-                request.policy_set, request.min_version, timeout
-            )
-            bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
+            if policy is None:
+                policy = await self._policy(request.policy_set, request.min_version, timeout)
+        bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
+        if decided is None:
             _refuse_role_names(policy, action.subject, action.actor)
             validate_types(action, policy.schema)
             decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
@@ -239,7 +237,11 @@ class DecisionService:
                 if len(remembered) >= _PLAIN_LIMIT:
                     remembered.clear()
                 remembered[plain] = decided
-        decision = self._decided(decided, action.tenant, action.subject, action.actor)
+        quarantined = self._quarantined(action.tenant, action.subject, action.actor)
+        if quarantined is not None:
+            decision = quarantined
+        else:
+            decision = self._observed(decided, action.tenant, action.subject, action.actor)
         if request.explain:
             decision = explain_denial(policy.engine, action, decision)
         decision_id = _IDS.next()
@@ -282,18 +284,6 @@ class DecisionService:
             known = self._plain[policy.policy_set] = (policy, {})
         return known[1]
 
-    def _decided(
-        self, decided: ActionDecision, tenant: str, subject: Party, actor: Party | None
-    ) -> ActionDecision:
-        """`decided` (the binder's decision), unless the parties are quarantined; denials feed the
-        threat signals."""
-        quarantined = self._quarantined(tenant, subject, actor)
-        if quarantined is not None:
-            return quarantined
-        if not decided.allowed:
-            self._observe_denial(tenant, subject, actor)
-        return decided
-
     def _decide(
         self,
         binder: ActionBinder,
@@ -306,10 +296,7 @@ class DecisionService:
         signals."""
         if quarantined is not None:
             return quarantined
-        decision = binder.decide(action, resource, context)
-        if not decision.allowed:
-            self._observe_denial(binder.tenant, binder.subject, binder.actor)
-        return decision
+        return self._observed(binder.decide(action, resource, context), binder.tenant, binder.subject, binder.actor)
 
     def _quarantined(self, tenant: str, subject: Party, actor: Party | None) -> ActionDecision | None:
         """The denial every action of a quarantined subject or actor gets; None when neither is."""
@@ -321,13 +308,17 @@ class DecisionService:
                 return ActionDecision(False, f"{role} {party.id!r} is quarantined", (), role, "quarantined")
         return None
 
-    def _observe_denial(self, tenant: str, subject: Party, actor: Party | None) -> None:
+    def _observed(
+        self, decision: ActionDecision, tenant: str, subject: Party, actor: Party | None
+    ) -> ActionDecision:
+        """`decision`, a denial of which feeds the threat signals."""
         threats = self._threats
-        if threats is None:
-            return
+        if threats is None or decision.allowed:
+            return decision
         threats.observe(tenant, subject.id, "subject", False)
         if actor is not None:
             threats.observe(tenant, actor.id, "actor", False)
+        return decision
 
     def _verified(self, principal: Principal) -> Principal:
         verified = self._subjects.resolve(
