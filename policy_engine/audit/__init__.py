@@ -39,7 +39,7 @@ from policy_engine.audit.errors import (
     AuditUnavailableError,
 )
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem
+from policy_engine.audit.records import PLAIN_ITEM_ATTRIBUTES, DecisionGroup, DecisionRecord, GroupItem, PlainItems
 from policy_engine.audit.redaction import redact
 from policy_engine.audit.retention import Retention
 from policy_engine.audit.sinks import AuditSink, NullSink, wait_for_room
@@ -58,6 +58,8 @@ __all__ = [
     "DecisionLogStats",
     "DecisionRecord",
     "GroupItem",
+    "PLAIN_ITEM_ATTRIBUTES",
+    "PlainItems",
     "NullSink",
     "Retention",
     "redact",

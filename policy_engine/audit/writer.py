@@ -35,7 +35,15 @@ from sqlalchemy import Engine
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, weight
+from policy_engine.audit.records import (
+    PLAIN_ITEM_ATTRIBUTES,
+    DecisionGroup,
+    DecisionRecord,
+    GroupItem,
+    PlainItems,
+    stored_items_json,
+    weight,
+)
 from policy_engine.audit.spill import SpillFile
 from policy_engine.store.decision_log import (
     GENESIS_HASH,
@@ -387,10 +395,10 @@ class DecisionLog:
             if type(unit) is not DecisionGroup:
                 units.append((None, unit))
                 continue
+            items = unit.items
+            own = [PLAIN_ITEM_ATTRIBUTES] * len(items) if type(items) is PlainItems else [item[7] for item in items]
             try:
-                sealed = self._protector.protect_group(
-                    [item[7] for item in unit.items], unit.attributes, on_error=self._unrecordable_item(unit)
-                )
+                sealed = self._protector.protect_group(own, unit.attributes, on_error=self._unrecordable_item(unit))
             except Exception as exc:  # noqa: BLE001 - shared attributes that do not encode
                 log.warning("decisions %s*: shared attributes not recordable (%s); stored one by one",
                             unit.id_prefix, exc)
@@ -407,10 +415,15 @@ class DecisionLog:
                 items = group.items
                 (_, decided_at, policy_set, policy_version, tenant, subject, actor, caller, latency_us,
                  _, _) = group
-                decision_id = group.id_prefix + items[0][0]
-                allowed = all(item[3] for item in items)
                 action = resource = rule = reason = request_id = ""
-                items_text, item_count = _group_items(items, item_hashes), len(items)
+                if type(items) is PlainItems:
+                    decision_id = group.id_prefix + items.first_suffix
+                    allowed, items_text = items.all_allowed, items.text
+                else:
+                    decision_id = group.id_prefix + items[0][0]
+                    allowed = all(item[3] for item in items)
+                    items_text = _group_items(items, item_hashes)
+                item_count = len(items)
             else:
                 (decision_id, decided_at, policy_set, policy_version, tenant, subject, actor, caller,
                  action, resource, allowed, rule, reason, request_id, latency_us, _) = unit
@@ -548,15 +561,12 @@ def _decisions(batch: Sequence[DecisionRecord | DecisionGroup]) -> int:
 
 
 def _group_items(items: Sequence[GroupItem], hashes: list[str]) -> str:
-    """The `items` column of a group row: GROUP_ITEM_FIELDS per item, as a JSON array."""
-    return _ITEMS_JSON.encode([
-        [suffix, action, resource, bool(allowed), rule, reason, request_id, hashed]
+    """The `items` column of a group row of GroupItems, given each item's hashed attributes."""
+    return stored_items_json([
+        (suffix, action, resource, bool(allowed), rule, reason, request_id, hashed)
         for (suffix, action, resource, allowed, rule, reason, request_id, _), hashed
         in zip(items, hashes, strict=True)
     ])
-
-
-_ITEMS_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def first_entries(entries: Sequence[DecisionRecord] | DecisionGroup, count: int) -> Any:

@@ -21,7 +21,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from policy_engine.actions import NO_ATTRIBUTES, Action, ActionBinder, ActionDecision, Party, ResourceRef
-from policy_engine.audit import AuditSink, DecisionGroup, DecisionRecord, NullSink, wait_for_room
+from policy_engine.audit import (
+    PLAIN_ITEM_ATTRIBUTES,
+    AuditSink,
+    DecisionGroup,
+    DecisionRecord,
+    GroupItem,
+    NullSink,
+    PlainItems,
+    wait_for_room,
+)
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
@@ -439,8 +448,10 @@ class _Batch:
             self._party_error = exc
         # Decision ids: one random prefix per request, then the decided item's number.
         self._id_prefix = _IDS.next()[:24]
-        # What the decision log keeps of each decided item (a GroupItem's fields), when it is on.
-        self._decided: list[tuple[str, str, str, bool, str, str, str, Mapping[str, Any]]] = []
+        # What the decision log keeps of each decided item, when it is on: a GroupItem's fields,
+        # with "" for the attributes of an item that has none (then it is a StoredItem).
+        self._decided: list[tuple[str, str, str, bool, str, str, str, Any]] = []
+        self._item_attributes = False  # some item has attributes of its own
         self._count = self._allowed = 0
 
     def decide_all(self, items: Sequence[BatchItem], where: str) -> list[ItemOutcome]:
@@ -486,11 +497,14 @@ class _Batch:
             allowed, reason, matched, denied_party, failure = decision
             allowed_count += allowed
             if decided is not None:
+                # An item's own attributes, or "" (a StoredItem's hashed attributes) when it has none.
+                own: Mapping[str, Any] | str = ""
+                if resource.attributes or context:
+                    own = {"resource": resource.attributes, "context": context}
+                    self._item_attributes = True
                 decided.append((
                     suffix, action_name, resource.key, allowed, matched[0].text if matched else "", reason,
-                    request_id or default_request_id,
-                    {"resource": resource.attributes, "context": context} if resource.attributes or context
-                    else _NO_ITEM_ATTRIBUTES,
+                    request_id or default_request_id, own,
                 ))
             outcomes.append(ItemOutcome(allowed, reason, prefix + suffix, "", matched, denied_party, failure))
         self._count, self._allowed = number, allowed_count
@@ -541,9 +555,15 @@ class _Batch:
                 principal.caller,
                 int(each * 1_000_000),
                 {"subject": subject.attributes, "actor": actor.attributes if actor is not None else NO_ATTRIBUTES},
-                self._decided,
+                self._logged_items(),
             )
         )
+
+
+    def _logged_items(self) -> Sequence[GroupItem]:
+        if not self._item_attributes:
+            return PlainItems(self._decided)
+        return [row if row[7] else GroupItem(*row[:7], PLAIN_ITEM_ATTRIBUTES) for row in self._decided]
 
 
 class _RandomIds:
@@ -609,12 +629,6 @@ def _record(
             "context": action.context,
         },
     )
-
-
-# The decision log's record of an item with neither resource attributes nor context.
-_NO_ITEM_ATTRIBUTES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
-    {"resource": NO_ATTRIBUTES, "context": NO_ATTRIBUTES}
-)
 
 
 def _probe(

@@ -3,6 +3,7 @@ through the in-process DecisionLog and the writer process."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,14 +18,17 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, func, select
 
 from policy_engine.audit import (
+    PLAIN_ITEM_ATTRIBUTES,
     AttributeProtector,
     AuditUnavailableError,
     DecisionGroup,
     DecisionRecord,
     GroupItem,
     NullSink,
+    PlainItems,
 )
 from policy_engine.audit.process import _TAKEN, DecisionLogProcess
+from policy_engine.audit.writer import first_entries
 from policy_engine.store.audit_tables import decision_log
 from policy_engine.errors import NotFoundError
 from policy_engine.store.db import downgrade
@@ -179,6 +183,7 @@ _ORPHAN_SCRIPT = """
 import sys, time
 from pathlib import Path
 from policy_engine.audit.process import _TAKEN, DecisionLogProcess
+from policy_engine.audit.writer import first_entries
 from tests.integration.test_decision_log_groups import UNREACHABLE, batch_of
 from tests.integration.test_decision_log import protector, wait_until
 
@@ -244,6 +249,27 @@ def request_group(count: int, *, denied_every: int = 7) -> DecisionGroup:
             for n in range(count)
         ],
     )
+
+
+def plain_group(count: int, *, plain: bool = True, denied_every: int = 7) -> DecisionGroup:
+    """The decisions of one FilterAllowed as the service hands them over: the candidates carry no
+    attributes of their own, so the items are PlainItems (`plain=False`: the same decisions as
+    GroupItems)."""
+    rows = [
+        (f"{n + 1:08x}", "invoke", f"tool:t{n}", allowed, "p, role:user, tool:*, invoke" if allowed else "",
+         "matched" if allowed else "subject 'alice' is not allowed: no rule allows it", "req-1", "")
+        for n, allowed in ((n, (n + 1) % denied_every != 0) for n in range(count))
+    ]
+    return request_group(0)._replace(
+        items=PlainItems(rows) if plain else [GroupItem(*row[:7], PLAIN_ITEM_ATTRIBUTES) for row in rows]
+    )
+
+
+def stored_group_row(engine: Engine, decision_id: str) -> tuple[str, bool, int]:
+    with engine.connect() as conn:
+        row = conn.execute(select(decision_log.c["items"], decision_log.c.allowed, decision_log.c.item_count)
+                           .where(decision_log.c.decision_id == decision_id)).one()
+    return row.items, bool(row.allowed), int(row.item_count)
 
 
 def row_count(engine: Engine) -> int:
@@ -402,6 +428,62 @@ class TestGroupRows:
         assert counts == [1, 200, 1, 1, 3]
         entry = first.records()[123]
         assert DecisionLogRepository(engine).get(entry.decision_id).resource == entry.resource
+
+    @pytest.mark.parametrize("through", ["thread", "process"])
+    def test_plain_items_are_stored_as_the_same_decisions_would_be_as_group_items(
+        self, through: str, database_url: str, engine: Engine, tmp_path: Path
+    ) -> None:
+        """A FilterAllowed's items without attributes cross and are stored as one encoded text;
+        what reads back (fields, attributes, hashes, the row's allowed and count) equals what the
+        same decisions handed over as GroupItems give."""
+        if through == "thread":
+            sink = open_log(engine, tmp_path / "spill")
+        else:
+            sink = open_process(database_url, tmp_path / "spill")
+        plain, generic = plain_group(120), plain_group(120, plain=False)
+        all_allowed = plain_group(5, denied_every=1000)
+        for group in (plain, generic, all_allowed):
+            sink.record_group(group)
+        sink.close(timeout=60)
+        assert (sink.stats.written, sink.stats.lost) == (245, 0)
+        repository = DecisionLogRepository(engine)
+        keys = protector()
+        for expected, group in zip(generic.records(), plain.records(), strict=True):
+            stored = repository.get(group.decision_id)
+            twin = repository.get(expected.decision_id)
+            assert (stored.action, stored.resource, stored.allowed, stored.rule, stored.reason,
+                    stored.request_id, stored.hashed_attributes) == (
+                twin.action, twin.resource, twin.allowed, twin.rule, twin.reason, twin.request_id,
+                twin.hashed_attributes)
+            assert stored.resource == group.resource and stored.allowed == group.allowed
+            revealed = AttributeProtector.item_attributes(
+                keys.reveal(stored.attributes_ciphertext, stored.key_id), stored.item_index)
+            assert revealed == AttributeProtector.item_attributes(
+                keys.reveal(twin.attributes_ciphertext, twin.key_id), twin.item_index)
+            assert revealed == {"subject": {"clearance": 3}, "actor": {}, "resource": {}, "context": {}}
+        plain_row = stored_group_row(engine, plain.id_prefix + "00000001")
+        generic_row = stored_group_row(engine, generic.id_prefix + "00000001")
+        assert json.loads(plain_row[0]) == json.loads(generic_row[0])
+        assert plain_row[1:] == generic_row[1:] == (False, 120)
+        assert stored_group_row(engine, all_allowed.id_prefix + "00000001")[1:] == (True, 5)
+        assert repository.verify().ok
+
+    def test_plain_items_cut_to_what_fits_are_stored_as_themselves(self, engine: Engine, tmp_path: Path) -> None:
+        """When a queue has room for part of a group (the default loss policy), the first items
+        of PlainItems are kept as PlainItems and stored as those decisions."""
+        group = plain_group(100)
+        kept = first_entries(group, 40)
+        assert type(kept.items) is PlainItems and len(kept.items) == 40
+        sink = open_log(engine, tmp_path / "spill")
+        sink.record_group(kept)
+        sink.close(timeout=30)
+        repository = DecisionLogRepository(engine)
+        assert repository.count() == 40
+        sent = group.records()
+        assert [repository.get(entry.decision_id).resource for entry in sent[:40]] == [f"tool:t{n}" for n in range(40)]
+        with pytest.raises(NotFoundError):
+            repository.get(sent[40].decision_id)
+        assert repository.verify().ok
 
     def test_downgrade_below_groups_is_refused_while_group_rows_exist(self, engine: Engine,
                                                                        tmp_path: Path) -> None:

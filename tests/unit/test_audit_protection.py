@@ -189,6 +189,17 @@ class TestProtectGroup:
         assert readings[0] == readings[2] == readings[4] == {"subject": {}, "resource": {"level": 2}, "context": {}}
         assert readings[1] == readings[3] == {"subject": {}}
         assert item_hashed[0] == item_hashed[2] == item_hashed[4] != "" and item_hashed[1] == item_hashed[3] == ""
+        # All items one object (a FilterAllowed's candidates without attributes): alike, and each reported.
+        ciphertext, key_id, _, item_hashed = protector.protect_group([good] * 3, {"subject": {}})
+        revealed = protector.reveal(ciphertext, key_id)
+        assert [AttributeProtector.item_attributes(revealed, i) for i in range(3)] == [readings[0]] * 3
+        assert item_hashed == [json.dumps({"context.ip": protector.hash_value("10.0.0.1")})] * 3
+        errors.clear()
+        ciphertext, key_id, _, item_hashed = protector.protect_group(
+            [bad] * 3, {"subject": {}}, on_error=lambda i, exc: errors.append(i))
+        assert errors == [0, 1, 2] and item_hashed == [""] * 3
+        assert [AttributeProtector.item_attributes(protector.reveal(ciphertext, key_id), i) for i in range(3)] == [
+            {"subject": {}}] * 3
 
     def test_an_item_that_does_not_encode_is_empty_and_reported(self) -> None:
         """An item's own attributes that cannot be encoded become {}; the other items are kept."""
