@@ -5,7 +5,8 @@ cost microseconds; in the serving process that work would take the GIL from
 deciding. Here the serving process only appends entries to a buffer; a
 flusher thread pickles the whole buffer at once (a BatchCheck's shared
 subject attributes once, not once per item) and writes it to a pipe at most
-every `flush_interval` seconds, or as soon as `flush_size` entries wait. A
+every `flush_interval` seconds, or as soon as `flush_size` pickled objects
+wait (an entry each; a group whose items are PlainItems is one). A
 child process runs an ordinary DecisionLog (same spill file, chain and
 exactly-once replay) and feeds it with backpressure. With priority "idle" the
 child runs at idle CPU priority (see `_run_when_idle`).
@@ -36,7 +37,7 @@ from typing import Any
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
-from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, weight
+from policy_engine.audit.records import DecisionGroup, DecisionRecord, GroupItem, PlainItems, weight
 from policy_engine.audit.writer import DecisionLog, DecisionLogStats, first_entries
 
 __all__ = ["WRITER_PRIORITIES", "DecisionLogProcess"]
@@ -78,7 +79,8 @@ class DecisionLogProcess:
         self._flush_size = flush_size
         self._lock = threading.Lock()
         self._buffer: list[Sequence[DecisionRecord] | DecisionGroup] = []
-        self._buffered = 0
+        self._buffered = 0  # entries
+        self._buffered_cost = 0  # what they cost to pickle (see _pickling_cost)
         self._accepted = 0  # entries accepted here, ever; the child counts those it took (_TAKEN)
         self._lost_here = 0
         self._closed = False
@@ -146,8 +148,9 @@ class DecisionLogProcess:
                 self._buffer.append(entries if kept == count else first_entries(entries, kept))
                 self._accepted += kept
                 self._buffered += kept
+                self._buffered_cost += _pickling_cost(entries) if kept == count else kept
                 # set() takes a lock and notifies: once per flush, not once per entry
-                if self._buffered >= self._flush_size and not self._due.is_set():
+                if self._buffered_cost >= self._flush_size and not self._due.is_set():
                     self._due.set()
                 if not self._pending.is_set():
                     self._pending.set()
@@ -163,18 +166,18 @@ class DecisionLogProcess:
                 self._pending.wait()
                 self._due.wait(self._flush_interval)
                 with self._lock:
-                    groups, self._buffer, self._buffered = self._buffer, [], 0
+                    groups, self._buffer, self._buffered, self._buffered_cost = self._buffer, [], 0, 0
                     closing = self._closed
                     self._pending.clear()
                     if not closing:
                         self._due.clear()
-                # In messages of about flush_size entries: one pickle of everything would hold
-                # the GIL for long after a burst, and a pickle's cost per entry grows with it.
+                # In messages of about flush_size pickled objects: one pickle of everything would
+                # hold the GIL for long after a burst, and a pickle's cost per entry grows with it.
                 start = 0
                 while start < len(groups):
                     end, size = start, 0
                     while end < len(groups) and size < self._flush_size:
-                        size += weight(groups[end])
+                        size += _pickling_cost(groups[end])
                         end += 1
                     try:
                         pipe.send_bytes(_dumps(groups[start:end]))
@@ -191,7 +194,7 @@ class DecisionLogProcess:
             with self._lock:
                 self._broken = self._closed = True
                 self._lost_here += self._buffered
-                self._buffer, self._buffered = [], 0
+                self._buffer, self._buffered, self._buffered_cost = [], 0, 0
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush the buffer, send the end marker, and wait for the child to drain to the database
@@ -237,6 +240,14 @@ class _Pickler(pickle.Pickler):
         GroupItem: lambda item: (tuple, (tuple(item),)),
         MappingProxyType: lambda mapping: (dict, (dict(mapping),)),
     }
+
+
+def _pickling_cost(unit: Sequence[DecisionRecord] | DecisionGroup) -> int:
+    """What `unit` costs `_dumps`, in entries: a group of PlainItems crosses as one text, so a
+    FilterAllowed's hundred candidates cost about what one Check's entry does."""
+    if type(unit) is DecisionGroup and type(unit.items) is PlainItems:
+        return 1
+    return weight(unit)
 
 
 def _dumps(chunks: Sequence[Sequence[DecisionRecord] | DecisionGroup] | None) -> bytes:

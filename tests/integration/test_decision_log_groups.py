@@ -127,6 +127,30 @@ class TestBuffering:
         finally:
             sink.close(timeout=60)
 
+    def test_a_full_buffer_is_counted_in_what_pickling_costs(self, database_url: str, engine: Engine,
+                                                             tmp_path: Path) -> None:
+        """A group of PlainItems crosses as one text: it fills the buffer as one entry does, not
+        as its hundred decisions; items with attributes of their own count one by one."""
+        sink = open_process(database_url, tmp_path / "spill", flush_interval=3600.0, flush_size=3)
+        try:
+            for _ in range(3):
+                sink.record_group(plain_group(100))
+            wait_until(lambda: sink.stats.written == 300)  # the writer process is up
+            sink.record_group(plain_group(100))
+            sink.record_group(plain_group(100))
+            time.sleep(1.0)
+            assert (sink.stats.queued, sink.stats.written) == (200, 300)  # still in the buffer
+            sink.record_group(plain_group(100))
+            wait_until(lambda: sink.stats.written == 600)
+            sink.record_group(request_group(2))
+            time.sleep(1.0)
+            assert sink.stats.written == 600
+            sink.record_group(request_group(2))  # 4 items, each pickled on its own
+            wait_until(lambda: sink.stats.written == 604)
+        finally:
+            sink.close(timeout=60)
+        assert sink.stats.lost == 0
+
 
 class TestLossWithGroups:
     def test_fail_closed_refuses_a_whole_group_that_does_not_fit(self, sqlite_url: str, tmp_path: Path) -> None:
