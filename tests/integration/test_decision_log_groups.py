@@ -127,6 +127,18 @@ class TestBuffering:
         finally:
             sink.close(timeout=60)
 
+    def test_the_pipe_to_the_writer_holds_a_whole_flush(self, database_url: str, tmp_path: Path) -> None:
+        """The pipe's buffer is widened to 1 MiB (as far as the system allows): a flush of twenty
+        FilterAllowed groups goes in one write instead of waiting for the writer to read."""
+        import fcntl
+
+        sink = open_process(database_url, tmp_path / "spill")
+        try:
+            allowed = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+            assert fcntl.fcntl(sink._pipe.fileno(), fcntl.F_GETPIPE_SZ) == min(1 << 20, allowed)  # noqa: SLF001
+        finally:
+            sink.close(timeout=60)
+
     def test_a_full_buffer_is_counted_in_what_pickling_costs(self, database_url: str, engine: Engine,
                                                              tmp_path: Path) -> None:
         """A group of PlainItems crosses as one text: it fills the buffer as one entry does, not
