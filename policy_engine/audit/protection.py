@@ -202,7 +202,9 @@ class AttributeProtector:
         party>: {...}}, ...]}, redacted and hashed as `protect_many` does (item_attributes gives
         an item's attributes back in a single decision's shape). An item whose own attributes
         cannot be encoded gets {} and `on_error(index, exception)` is called; shared attributes
-        that cannot be encoded raise.
+        that cannot be encoded raise. With no `items` (a group whose items have no attributes of
+        their own) "items" is left out, and each item reads back with {"resource": {}, "context":
+        {}} as its own.
         """
         fragments = []
         shared_found: list[tuple[str, str]] = []
@@ -240,7 +242,8 @@ class AttributeProtector:
                     by_object[id(attributes)] = known  # `items` keeps the object alive: ids stay unique
             encoded_items.append(known[0])
             item_hashes.append(known[1])
-        fragments.append('"items":[' + ",".join(encoded_items) + "]")
+        if encoded_items:
+            fragments.append('"items":[' + ",".join(encoded_items) + "]")
         ciphertext = self._seal(("{" + ",".join(fragments) + "}").encode("utf-8"))
         return ciphertext, self._active, json.dumps(dict(shared_found), sort_keys=True), item_hashes
 
@@ -248,7 +251,8 @@ class AttributeProtector:
     def item_attributes(group_attributes: Mapping[str, Any], index: int) -> dict[str, Any]:
         """The attributes of item `index` from a group's revealed attributes, shaped as a single
         decision's: the shared parties and that item's own."""
-        own = group_attributes["items"][index]
+        items = group_attributes.get("items")
+        own = items[index] if items is not None else {"resource": {}, "context": {}}
         return {**{key: value for key, value in group_attributes.items() if key != "items"}, **own}
 
     def _encode(

@@ -36,7 +36,6 @@ from sqlalchemy import Engine
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.audit.protection import AttributeProtector
 from policy_engine.audit.records import (
-    PLAIN_ITEM_ATTRIBUTES,
     DecisionGroup,
     DecisionRecord,
     GroupItem,
@@ -396,7 +395,7 @@ class DecisionLog:
                 units.append((None, unit))
                 continue
             items = unit.items
-            own = [PLAIN_ITEM_ATTRIBUTES] * len(items) if type(items) is PlainItems else [item[7] for item in items]
+            own = () if type(items) is PlainItems else [item[7] for item in items]  # PlainItems: none
             try:
                 sealed = self._protector.protect_group(own, unit.attributes, on_error=self._unrecordable_item(unit))
             except Exception as exc:  # noqa: BLE001 - shared attributes that do not encode

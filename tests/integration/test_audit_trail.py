@@ -102,6 +102,24 @@ class TestDecisionLog:
         code, text = ctl(server, "decisions", "verify")
         assert code == 0 and "PROBLEM" not in text, text
 
+    def test_filter_candidates_without_attributes_read_back_one_by_one(self, server: ServerHandle) -> None:
+        """Candidates with no attributes of their own (the decision log keeps them as PlainItems)
+        each read back by id with their own outcome, the subject's attributes and empty own ones."""
+        with SyncClient(server.target) as client:
+            result = client.filter_allowed(["tool:web_search", "tool:shell_exec", "tool:sql_query"], tenant="acme",
+                                           subject="dave", subject_attributes={"clearance": 1}, action="invoke")
+        eventually(lambda: len(logged(server, subject="dave")) == 3)
+        allowed = {f"{r.kind}:{r.id}" for r in result.allowed}
+        for decision in logged(server, subject="dave"):
+            code, text = ctl(server, "decision", decision.decision_id, "--output", "json")
+            assert code == 0, text
+            shown = json.loads(text)
+            assert shown["decision"]["allowed"] is (decision.resource in allowed)
+            assert shown["attributes"] == {"subject": {"clearance": 1}, "actor": {}, "resource": {}, "context": {}}
+        assert allowed == {"tool:web_search"}
+        code, text = ctl(server, "decisions", "verify")
+        assert code == 0 and "PROBLEM" not in text, text
+
     def test_filters_and_verify(self, server: ServerHandle) -> None:
         """decisions --denied lists only denials; verify reports intact chains."""
         with SyncClient(server.target) as client:

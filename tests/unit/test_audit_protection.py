@@ -201,6 +201,23 @@ class TestProtectGroup:
         assert [AttributeProtector.item_attributes(protector.reveal(ciphertext, key_id), i) for i in range(3)] == [
             {"subject": {}}] * 3
 
+    def test_a_group_whose_items_have_no_attributes_of_their_own_seals_only_the_shared_ones(self) -> None:
+        """PlainItems: the ciphertext holds the shared parties only, and every item reads back with
+        empty resource and context attributes, as items handed over with them empty do."""
+        protector = self.protector()
+        shared = {"subject": {"email": "a@x.io", "mfa": True}, "actor": {}}
+        ciphertext, key_id, shared_hashed, item_hashed = protector.protect_group((), shared)
+        revealed = protector.reveal(ciphertext, key_id)
+        assert revealed == {"subject": {"mfa": True}, "actor": {}} and item_hashed == []
+        assert json.loads(shared_hashed) == {"subject.email": protector.hash_value("a@x.io")}
+        empty = {"resource": {}, "context": {}}
+        listed, key_id, _, _ = protector.protect_group([empty] * 3, shared)
+        for index in (0, 2, 57):
+            assert AttributeProtector.item_attributes(revealed, index) == {
+                "subject": {"mfa": True}, "actor": {}, "resource": {}, "context": {}}
+        assert AttributeProtector.item_attributes(protector.reveal(listed, key_id), 2) == (
+            AttributeProtector.item_attributes(revealed, 2))
+
     def test_an_item_that_does_not_encode_is_empty_and_reported(self) -> None:
         """An item's own attributes that cannot be encoded become {}; the other items are kept."""
         errors: list[int] = []
