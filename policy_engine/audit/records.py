@@ -11,7 +11,15 @@ from typing import Any, NamedTuple, overload
 
 import orjson
 
-__all__ = ["PLAIN_ITEM_ATTRIBUTES", "DecisionGroup", "DecisionRecord", "GroupItem", "PlainItems", "stored_items_json", "weight"]
+__all__ = [
+    "PLAIN_ITEM_ATTRIBUTES",
+    "DecisionGroup",
+    "DecisionRecord",
+    "GroupItem",
+    "PlainItems",
+    "stored_items_json",
+    "weight",
+]
 
 _NO_ATTRIBUTES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 # What a group item with neither resource attributes nor context records as its own attributes.
