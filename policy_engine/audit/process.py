@@ -103,18 +103,18 @@ class DecisionLogProcess:
         self._flusher.start()
 
     def record(self, entry: DecisionRecord) -> None:
-        self._accept((entry,))
+        self._accept((entry,), 1, 1)
 
     def record_many(self, entries: Sequence[DecisionRecord]) -> None:
         """Accept `entries` in order (all of them, or, when they do not all fit, those that fit
         under the default policy and none under fail_closed)."""
         if entries:
-            self._accept(entries if type(entries) is tuple else list(entries))
+            self._accept(entries if type(entries) is tuple else list(entries), len(entries), len(entries))
 
     def record_group(self, group: DecisionGroup) -> None:
         """Accept the decisions of one batch request (see DecisionLog.record_group)."""
         if group.items:
-            self._accept(group)
+            self._accept(group, len(group.items), _pickling_cost(group))
 
     @property
     def writer_pid(self) -> int | None:
@@ -130,8 +130,8 @@ class DecisionLogProcess:
         waiting = self._accepted - self._counters[_TAKEN]
         return waiting <= 0 or waiting + count <= self._capacity
 
-    def _accept(self, entries: Sequence[DecisionRecord] | DecisionGroup) -> None:
-        count = weight(entries)
+    def _accept(self, entries: Sequence[DecisionRecord] | DecisionGroup, count: int, cost: int) -> None:
+        """Take `entries` (`count` decisions, `cost` as _pickling_cost counts it) into the buffer."""
         with self._lock:
             if self._broken:
                 self._lost_here += count
@@ -150,7 +150,7 @@ class DecisionLogProcess:
                 self._buffer.append(entries if kept == count else first_entries(entries, kept))
                 self._accepted += kept
                 self._buffered += kept
-                self._buffered_cost += _pickling_cost(entries) if kept == count else kept
+                self._buffered_cost += cost if kept == count else kept
                 # set() takes a lock and notifies: once per flush, not once per entry
                 if self._buffered_cost >= self._flush_size and not self._due.is_set():
                     self._due.set()
