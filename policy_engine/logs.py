@@ -29,19 +29,15 @@ _FOLD_AT = 16
 def bind_request(**fields: Any) -> None:
     """Add fields to every log line of the current request (task)."""
     bound = _context.get()
-    if bound is None:
-        _context.set((None, fields, 1))
-    elif bound[2] < _FOLD_AT:
-        _context.set((bound, fields, bound[2] + 1))
-    else:
-        _context.set((bound, fields, bound[2] + 1))
-        _context.set((None, _bound_fields(), 1))
+    link: _Bound = (bound, fields, 1 if bound is None else bound[2] + 1)
+    if link[2] > _FOLD_AT:
+        link = (None, _merged(link), 1)
+    _context.set(link)
 
 
-def _bound_fields() -> dict[str, Any]:
-    """The current request's fields, later bindings winning; empty values are left out."""
+def _merged(link: _Bound | None) -> dict[str, Any]:
+    """The fields of a chain of bindings, later bindings winning; empty values are left out."""
     chain = []
-    link = _context.get()
     while link is not None:
         chain.append(link[1])
         link = link[0]
@@ -55,7 +51,7 @@ def _bound_fields() -> dict[str, Any]:
 
 class _RequestContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _bound_fields().items():
+        for key, value in _merged(_context.get()).items():
             setattr(record, key, value)
         return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from google.protobuf import struct_pb2
@@ -74,12 +74,10 @@ def check_input(request: authorization_pb2.CheckRequest, caller: str = "") -> Ch
         resource=ResourceRef(
             kind=request.resource.kind,
             id=request.resource.id,
-            attributes=_struct(request.resource.attributes, "resource.attributes")
-            if _has_attributes(request.resource)
-            else NO_ATTRIBUTES,
+            attributes=_carried_struct(request.resource, "attributes", "resource.attributes"),
         ),
         actor=principal.actor,
-        context=_struct(request.context, "context") if request.HasField("context") else NO_ATTRIBUTES,
+        context=_carried_struct(request, "context", "context"),
     )
     return CheckInput(
         action=action,
@@ -238,12 +236,7 @@ def _principal(request: _Principled, caller: str) -> Principal:
     actor = None
     if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
         actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
-    subject = Party(
-        request.subject.id,
-        _struct(request.subject.attributes, "subject.attributes")
-        if request.subject.HasField("attributes")
-        else NO_ATTRIBUTES,
-    )
+    subject = Party(request.subject.id, _carried_struct(request.subject, "attributes", "subject.attributes"))
     return Principal(
         tenant=request.tenant,
         subject=subject,
@@ -301,6 +294,14 @@ def _rules(matched: Iterable[MatchedRule]) -> list[types_pb2.MatchedRule]:
         )
         for rule in matched
     ]
+
+
+def _carried_struct(owner: Any, name: str, field: str) -> Mapping[str, Any]:
+    """`owner.<name>` (a Struct) as plain Python, or NO_ATTRIBUTES when the request does not
+    carry it: asking HasField is much cheaper than reading an absent Struct's fields."""
+    if not owner.HasField(name):
+        return NO_ATTRIBUTES
+    return _struct(getattr(owner, name), field)
 
 
 def _struct(message: struct_pb2.Struct, field: str) -> dict[str, Any]:

@@ -558,7 +558,6 @@ class _Batch:
             )
         )
 
-
     def _logged_items(self) -> Sequence[GroupItem]:
         if not self._item_attributes:
             return PlainItems(self._decided)
