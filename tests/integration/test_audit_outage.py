@@ -46,7 +46,7 @@ def test_postgres_cut_mid_burst_then_back(postgres_url: str, tmp_path: Path) -> 
             ids += batch(stub, "after")
         # the server has drained: spilled entries were replayed once the database answered
     finally:
-        proxy.stop()
+        proxy.close()
     repository = DecisionLogRepository(engine)
     assert len(set(ids)) == 5000
     assert repository.count() == 5000

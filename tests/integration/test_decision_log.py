@@ -128,7 +128,7 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
         proxy.start()
         writer = open_database(url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
         yield Outage(writer, direct, lambda: cut_proxy(proxy), proxy.start)
-        proxy.stop()
+        proxy.close()
     else:
         path = tmp_path / "log.db"
         direct = open_database(f"sqlite:///{path}")

@@ -114,17 +114,17 @@ def test_server_started_while_database_down_serves_once_it_is_up(postgres_url: s
     """With PostgreSQL unreachable the server listens NOT_SERVING and refuses checks; once it is reachable, it serves."""
     proxy = TcpProxy(("127.0.0.1", 5432))
     url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    with serve_process(url, ROOT / "policies", tmp_path, wait=False) as (target, process):
-        deadline_polls = 0
-        while health_status(target) is None and deadline_polls < 100:
-            deadline_polls += 1
-            threading.Event().wait(0.1)
-        assert health_status(target) == health_pb2.HealthCheckResponse.NOT_SERVING
-        with SyncClient(target) as client, pytest.raises(grpc.RpcError) as caught:
-            client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search")
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        proxy.start()
-        try:
+    try:
+        with serve_process(url, ROOT / "policies", tmp_path, wait=False) as (target, process):
+            deadline_polls = 0
+            while health_status(target) is None and deadline_polls < 100:
+                deadline_polls += 1
+                threading.Event().wait(0.1)
+            assert health_status(target) == health_pb2.HealthCheckResponse.NOT_SERVING
+            with SyncClient(target) as client, pytest.raises(grpc.RpcError) as caught:
+                client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search")
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            proxy.start()
             wait_serving(target, process, timeout=30)
             with SyncClient(target) as client:
                 assert client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search").allowed
@@ -132,5 +132,5 @@ def test_server_started_while_database_down_serves_once_it_is_up(postgres_url: s
             # the database going away again does not stop decisions on the loaded version
             with SyncClient(target) as client:
                 assert client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search").allowed
-        finally:
-            proxy.stop()
+    finally:
+        proxy.close()

@@ -7,19 +7,24 @@ import threading
 
 
 class TcpProxy:
-    """Forwards connections from 127.0.0.1:`port` to `upstream` while started."""
+    """Forwards connections from 127.0.0.1:`port` to `upstream` while started.
+
+    The port stays bound from construction to close(), listening only while started: a
+    port merely picked as free could meanwhile become some connection's ephemeral port
+    (even a client's own connection to it, a TCP self-connect), and start() would fail.
+    A bound socket that does not listen refuses connections, as a stopped database does.
+    """
 
     def __init__(self, upstream: tuple[str, int], port: int = 0) -> None:
         self.upstream = upstream
-        self.port = port or _free_port()
+        self._reservation: socket.socket | None = _bound_socket(port)
+        self.port = int(self._reservation.getsockname()[1])
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener, self._reservation = self._reservation or _bound_socket(self.port), None
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -27,11 +32,13 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut the open ones, like a database going down."""
         if self._listener is not None:
-            # shutdown() wakes the thread blocked in accept(); close() alone would not.
+            # shutdown() stops the listening and wakes the thread blocked in accept(), while
+            # the socket keeps the port, so the reservation can take it over with no gap.
             try:
                 self._listener.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            self._reservation = _bound_socket(self.port)
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -42,6 +49,13 @@ class TcpProxy:
                     pass
                 conn.close()
             self._connections.clear()
+
+    def close(self) -> None:
+        """Stop, and give the port back."""
+        self.stop()
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -75,7 +89,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
                 pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _bound_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
