@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from policy_engine.client import (
 )
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -63,12 +63,6 @@ def server() -> Iterator[ServerHandle]:
 def client(server: ServerHandle) -> Iterator[SyncClient]:
     with SyncClient(server.target) as sdk:
         yield sdk
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TestTypedResults:

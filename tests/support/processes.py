@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,27 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 BIN = Path(sys.executable).parent
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range.
+
+    Between this check and the server's bind, and while a test keeps a server stopped, an
+    outgoing connection could take a port from the ephemeral range as its own, even a
+    client's retry to this very port (a TCP self-connect); a port outside it cannot be.
+    """
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = [port for port in range(10_000, ephemeral_low) if port not in _handed_out]
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in 10000-{ephemeral_low - 1}")
 
 
 def health_status(target: str) -> int | None:
