@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 from sqlalchemy import Engine
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from policy_engine import limits
 from policy_engine.bundle import load_bundles
@@ -54,6 +54,27 @@ SERVED = (
 
 class InsecureBindError(Exception):
     """Refusing to listen beyond loopback without authentication."""
+
+
+class _UnregisteredMethods:
+    """Stands for the server when adding a service whose methods should not be registered
+    methods: its generated `add_*_to_server` then adds only the generic handler, which finds
+    a method by name when it is called.
+
+    grpc.aio keeps a pending request per registered method and, for every RPC it accepts,
+    waits on all of them at once: each registered method costs every RPC a few thousand
+    instructions. The admin, health and reflection services (about twenty methods, rarely
+    called) would make every Check pay for them.
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        """Ignored: the generic handler added with them serves the same methods."""
 
 
 @dataclass
@@ -153,14 +174,17 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
         AuthorizationServicer(decisions), server
     )
+    # Only the decision methods are registered with grpc; everything else is looked up by name.
+    unregistered = _UnregisteredMethods(server)
     audit = AuditService(database, repository, protector)
     admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
-        AdminServicer(versions, audit, RpcAuthorizer()), server
+        AdminServicer(versions, audit, RpcAuthorizer()), unregistered
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, unregistered)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer((*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+        unregistered,
     )
     await _set_health(health_servicer, serving=False)
     await server.start()
