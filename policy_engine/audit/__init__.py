@@ -42,7 +42,7 @@ from policy_engine.audit.protection import AttributeProtector
 from policy_engine.audit.records import PLAIN_ITEM_ATTRIBUTES, DecisionGroup, DecisionRecord, GroupItem, PlainItems
 from policy_engine.audit.redaction import redact
 from policy_engine.audit.retention import Retention
-from policy_engine.audit.sinks import AuditSink, NullSink, wait_for_room
+from policy_engine.audit.sinks import AuditSink, NullSink, RoomLine
 from policy_engine.audit.writer import LOSS_POLICIES, DecisionLog, DecisionLogStats
 
 __all__ = [
@@ -62,6 +62,6 @@ __all__ = [
     "PlainItems",
     "NullSink",
     "Retention",
+    "RoomLine",
     "redact",
-    "wait_for_room",
 ]

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from policy_engine.audit.records import DecisionGroup, DecisionRecord
 
-__all__ = ["AuditSink", "NullSink", "wait_for_room"]
+__all__ = ["AuditSink", "NullSink", "RoomLine"]
 
 
 @runtime_checkable
@@ -56,18 +56,41 @@ class NullSink:
         del timeout
 
 
-# How often a request waiting for queue room looks again: the writer frees room a batch at a time.
+# How often the request at the head of the line looks again: the writer frees room a batch at a time.
 _ROOM_POLL_SECONDS = 0.002
 
 
-async def wait_for_room(sink: AuditSink, count: int, limit: float) -> bool:
-    """Backpressure: wait until `sink` has room for `count` entries, at most `limit` seconds,
-    without blocking the event loop. False when the time ran out first (the sink's loss policy
-    then decides what happens to the entries)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not sink.has_room(count):
-        if loop.time() >= deadline:
+class RoomLine:
+    """Backpressure in arrival order: requests waiting for room in `sink`'s queue form a line.
+
+    Only the request at the head polls for room; the others wait their turn, and a newcomer
+    joins the line while anyone waits even if its own entries would fit. When every waiter
+    polled on its own, whoever looked first after the writer freed some room took it, so a
+    large batch could wait past its limit (and lose its entries) while smaller requests, or
+    its equals, kept taking the room it needed.
+    """
+
+    def __init__(self, sink: AuditSink) -> None:
+        self._sink = sink
+        self._line: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def has_room(self, count: int) -> bool:
+        """Whether `count` entries may go ahead now: room in the queue, and nobody waiting."""
+        line = self._line
+        return (line is None or not line.locked()) and self._sink.has_room(count)
+
+    async def wait(self, count: int, limit: float) -> bool:
+        """Wait in line until the sink has room for `count` entries, at most `limit` seconds in
+        all, without blocking the event loop. False when the time ran out first (the sink's
+        loss policy then decides what happens to the entries)."""
+        loop = asyncio.get_running_loop()
+        if self._line is None or self._loop is not loop:  # an asyncio.Lock serves one loop
+            self._line, self._loop = asyncio.Lock(), loop
+        try:
+            async with asyncio.timeout_at(loop.time() + limit), self._line:
+                while not self._sink.has_room(count):
+                    await asyncio.sleep(_ROOM_POLL_SECONDS)
+        except TimeoutError:
             return False
-        await asyncio.sleep(_ROOM_POLL_SECONDS)
-    return True
+        return True

@@ -28,7 +28,7 @@ from policy_engine.audit import (
     GroupItem,
     NullSink,
     PlainItems,
-    wait_for_room,
+    RoomLine,
 )
 from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.engine import MatchedRule
@@ -206,6 +206,7 @@ class DecisionService:
         self._sink: AuditSink = sink or NullSink()
         # With the decision log off, no audit record is built at all.
         self._logging = not isinstance(self._sink, NullSink)
+        self._room = RoomLine(self._sink)
         self._threats = threats
         self._log_wait = log_wait
         # Per policy set, for its loaded version: plain Checks (see _plain_key) that passed every
@@ -216,7 +217,7 @@ class DecisionService:
 
     async def check(self, request: CheckInput, timeout: float | None = None) -> CheckOutcome:
         """Decide one action; `timeout` bounds the wait for `min_version` to be loaded."""
-        if self._logging and not self._sink.has_room(1):
+        if self._logging and not self._room.has_room(1):
             await self._wait_for_log(1, timeout)
         started = time.perf_counter()
         action = request.action
@@ -279,7 +280,7 @@ class DecisionService:
         (up to `log_wait`, and the request's deadline) instead of losing their entries."""
         limit = self._log_wait if timeout is None else max(min(self._log_wait, timeout), 0.0)
         started = time.monotonic()
-        room = await wait_for_room(self._sink, count, limit)
+        room = await self._room.wait(count, limit)
         METRICS.audit_wait_seconds.inc(time.monotonic() - started)
         METRICS.audit_waits.labels(outcome="room" if room else "timed_out").inc()
         if not room:
@@ -338,7 +339,7 @@ class DecisionService:
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
-        if self._logging and not self._sink.has_room(len(request.items)):
+        if self._logging and not self._room.has_room(len(request.items)):
             await self._wait_for_log(len(request.items), timeout)
         principal = self._verified(request.principal)
         _validate_shared(principal)
@@ -354,7 +355,7 @@ class DecisionService:
 
     async def filter_allowed(self, request: FilterInput, timeout: float | None = None) -> FilterOutcome:
         """Split the candidates into allowed and denied, keeping their order."""
-        if self._logging and not self._sink.has_room(len(request.candidates)):
+        if self._logging and not self._room.has_room(len(request.candidates)):
             await self._wait_for_log(len(request.candidates), timeout)
         principal = self._verified(request.principal)
         _validate_shared(principal, request.action, request.context)
