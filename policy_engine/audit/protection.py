@@ -218,21 +218,10 @@ class AttributeProtector:
         orders: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}
         encoded_items: list[str] = []
         item_hashes: list[str] = []
-        # Items often share one attributes object (all of a FilterAllowed's items without
-        # attributes): each object is encoded once. Not a failed one ("{}"), so that every item
-        # it fails for is reported.
+        # Items may share one attributes object: each object is encoded once. Not a failed one
+        # ("{}"), so that every item it fails for is reported. (Items without attributes of their
+        # own come as PlainItems and are not passed here at all.)
         by_object: dict[int, tuple[str, str]] = {}
-        first = items[0] if items else None
-        if first is not None and all(attributes is first for attributes in items):
-            # One attributes object for all (items without attributes of their own): encoded once.
-            failures: list[Exception] = []
-            encoded, found = self._encode(first, orders, parties, lambda _, exc: failures.append(exc), 0)
-            encoded_items = [encoded] * len(items)
-            item_hashes = [json.dumps(dict(found), sort_keys=True) if found else ""] * len(items)
-            if failures and on_error is not None:
-                for index in range(len(items)):
-                    on_error(index, failures[0])
-            items = ()
         for index, attributes in enumerate(items):
             known = by_object.get(id(attributes))
             if known is None:

@@ -88,7 +88,7 @@ class RoomLine:
         if self._line is None or self._loop is not loop:  # an asyncio.Lock serves one loop
             self._line, self._loop = asyncio.Lock(), loop
         try:
-            async with asyncio.timeout_at(loop.time() + limit), self._line:
+            async with asyncio.timeout(limit), self._line:
                 while not self._sink.has_room(count):
                     await asyncio.sleep(_ROOM_POLL_SECONDS)
         except TimeoutError:
