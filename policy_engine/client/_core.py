@@ -116,10 +116,13 @@ def call_metadata(token: TokenSource) -> tuple[tuple[str, str], ...] | None:
 # ---- requests ----
 
 
-def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
+def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    """`values` as a Struct; None (the field left unset) when there are none, which the server
+    reads as an empty one, without parsing an empty message."""
+    if not values:
+        return None
     message = struct_pb2.Struct()
-    if values:
-        message.update(dict(values))
+    message.update(dict(values))
     return message
 
 

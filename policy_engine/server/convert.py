@@ -25,6 +25,7 @@ from policy_engine.service import (
     FilterOutcome,
     ListInput,
     ListOutcome,
+    PlainCheck,
     Principal,
 )
 from policy_engine.v1 import authorization_pb2, types_pb2
@@ -38,6 +39,7 @@ __all__ = [
     "filter_response",
     "list_input",
     "list_response",
+    "plain_check",
 ]
 
 _FAILURE = {
@@ -88,6 +90,28 @@ def check_input(request: authorization_pb2.CheckRequest, caller: str = "") -> Ch
         subject_token=principal.subject_token,
         caller=caller,
     )
+
+
+def plain_check(request: authorization_pb2.CheckRequest) -> PlainCheck | None:
+    """The request as a PlainCheck when it carries nothing but names; None otherwise (then
+    check_input converts it). An empty context, attributes or actor counts as absent, as
+    check_input reads them."""
+    if request.subject_token or request.explain:
+        return None
+    subject, resource = request.subject, request.resource
+    # HasField first: much cheaper than reading an absent message's fields.
+    if (
+        (request.HasField("context") and request.context.fields)
+        or (subject.HasField("attributes") and subject.attributes.fields)
+        or (resource.HasField("attributes") and resource.attributes.fields)
+        or (request.HasField("actor") and (request.actor.id or request.actor.attributes.fields))
+    ):
+        return None
+    # tuple.__new__: a named tuple's own __new__ is one more Python frame on every Check.
+    return tuple.__new__(PlainCheck, (
+        request.policy_set, request.min_version, request.tenant, subject.id, request.action,
+        resource.kind, resource.id, request.request_id,
+    ))
 
 
 def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.CheckResponse:

@@ -19,8 +19,14 @@ class AuthorizationServicer(authorization_pb2_grpc.AuthorizationServiceServicer)
     async def Check(  # noqa: N802 - gRPC method name
         self, request: authorization_pb2.CheckRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.CheckResponse:
+        caller = current_principal.get().id
+        plain = convert.plain_check(request)
+        if plain is not None:
+            outcome = self._decisions.check_remembered(plain, caller)
+            if outcome is not None:
+                return convert.check_response(outcome, explain=False)
         outcome = await self._decisions.check(
-            convert.check_input(request, current_principal.get().id), timeout=context.time_remaining()
+            convert.check_input(request, caller), timeout=context.time_remaining()
         )
         return convert.check_response(outcome, explain=request.explain)
 

@@ -13,6 +13,7 @@ from policy_engine.service.decisions import (
     ItemOutcome,
     ListInput,
     ListOutcome,
+    PlainCheck,
     Principal,
 )
 from policy_engine.service.listing import Listing, list_allowed
@@ -35,6 +36,7 @@ __all__ = [
     "ListOutcome",
     "Listing",
     "LoadedPolicy",
+    "PlainCheck",
     "PolicyRegistry",
     "Principal",
     "Provenance",

@@ -17,9 +17,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from policy_engine.actions import NO_ATTRIBUTES, Action, ActionBinder, ActionDecision, Party, ResourceRef
+from policy_engine import limits
+from policy_engine.actions import (
+    NO_ATTRIBUTES,
+    Action,
+    ActionBinder,
+    ActionDecision,
+    Party,
+    ResourceRef,
+    resource_key,
+)
 from policy_engine.audit import (
     PLAIN_ITEM_ATTRIBUTES,
     AuditSink,
@@ -62,6 +72,7 @@ __all__ = [
     "ItemOutcome",
     "ListInput",
     "ListOutcome",
+    "PlainCheck",
     "Principal",
 ]
 
@@ -81,6 +92,20 @@ class CheckInput(NamedTuple):
     request_id: str = ""
     subject_token: str = ""
     caller: str = ""
+
+
+class PlainCheck(NamedTuple):
+    """A Check that carries nothing but names: no subject token, actor, attributes, context or
+    explain (see DecisionService.check_remembered)."""
+
+    policy_set: str
+    min_version: int
+    tenant: str
+    subject: str
+    action: str
+    kind: str
+    resource_id: str
+    request_id: str
 
 
 class CheckOutcome(NamedTuple):
@@ -246,33 +271,94 @@ class DecisionService:
                 if len(remembered) >= _PLAIN_LIMIT:
                     remembered.clear()
                 remembered[plain] = decided
-        quarantined = self._quarantined(action.tenant, action.subject, action.actor)
-        if quarantined is not None:
-            decision = quarantined
-        else:
-            decision = self._observed(decided, action.tenant, action.subject, action.actor)
+        actor = action.actor
+        actor_id = actor.id if actor is not None else None
+        decision = self._judged(decided, action.tenant, action.subject.id, actor_id)
         if request.explain:
             decision = explain_denial(policy.engine, action, decision)
-        decision_id = _IDS.next()
-        outcome = CheckOutcome(
-            allowed=decision.allowed,
-            policy_set=policy.policy_set,
-            policy_version=policy.version,
-            decision_id=decision_id,
-            reason=decision.reason,
-            matched=decision.matched,
-            denied_party=decision.denied_party,
-            failure=decision.failure,
+        return self._concluded(
+            policy, decision, started, request.caller, request.request_id, action.tenant,
+            action.subject.id, actor_id or "", action.action, action.resource.key,
+            {
+                "subject": action.subject.attributes,
+                "actor": actor.attributes if actor is not None else NO_ATTRIBUTES,
+                "resource": action.resource.attributes,
+                "context": action.context,
+            },
         )
+
+    def check_remembered(self, request: PlainCheck, caller: str) -> CheckOutcome | None:
+        """The Check `request` when it was decided before under the loaded version, without
+        waiting for anything: its outcome, made and logged as `check` would; None when `check`
+        must take it (not decided yet, the version not loaded, the decision log full, an
+        overlong request_id).
+
+        A Check of names only is decided by those names and the version: `check` remembers
+        its decision after every validation has passed (see _plain_key). This path skips
+        building and validating the request's objects, which is most of a repeated Check's
+        cost; quarantine, threat signals, id, metrics and log are still per request."""
+        policy_set, min_version, tenant, subject, action, kind, resource_id, request_id = request
+        # (An overlong policy_set names no loaded set: check refuses it.)
+        if len(request_id) > limits.MAX_ID_LENGTH or (self._logging and not self._room.has_room(1)):
+            return None
+        started = time.perf_counter()
+        policy = self._loaded(policy_set, min_version)
+        if policy is None:
+            return None
+        decided = self._plain_checks(policy).get((tenant, subject, action, kind, resource_id))  # as _plain_key
+        if decided is None:
+            return None
+        bind_request(request_id=request_id, policy_set=policy.policy_set, policy_version=policy.version)
+        return self._concluded(
+            policy, self._judged(decided, tenant, subject, None), started, caller, request_id,
+            tenant, subject, "", action, resource_key(kind, resource_id), _NAMES_ONLY,
+        )
+
+    def _judged(
+        self, decided: ActionDecision, tenant: str, subject: str, actor: str | None
+    ) -> ActionDecision:
+        """The decision for these parties now: a quarantine's denial, or `decided` (a denial
+        of which feeds the threat signals)."""
+        quarantined = self._quarantined(tenant, subject, actor)
+        if quarantined is not None:
+            return quarantined
+        return self._observed(decided, tenant, subject, actor)
+
+    def _concluded(
+        self,
+        policy: LoadedPolicy,
+        decision: ActionDecision,
+        started: float,
+        caller: str,
+        request_id: str,
+        tenant: str,
+        subject: str,
+        actor: str,
+        action: str,
+        resource: str,
+        attributes: Mapping[str, Mapping[str, Any]],
+    ) -> CheckOutcome:
+        """A Check's outcome under a new decision id, counted and logged."""
+        decision_id = _IDS.next()
+        allowed = decision.allowed
+        # tuple.__new__ with the fields in order: a named tuple's own __new__ is a Python
+        # function, one more frame on every Check.
+        outcome = tuple.__new__(CheckOutcome, (
+            allowed, policy.policy_set, policy.version, decision_id, decision.reason,
+            decision.matched, decision.denied_party, decision.failure,
+        ))
         elapsed = time.perf_counter() - started
-        METRICS.count_decisions(policy.policy_set, decision.allowed)
+        METRICS.count_decisions(policy.policy_set, allowed)
         METRICS.observe_decision_seconds(elapsed)
         if self._logging:
-            self._sink.record(
-                _record(policy, action, decision, decision_id, request, int(elapsed * 1_000_000))
-            )
+            self._sink.record(tuple.__new__(DecisionRecord, (
+                decision_id, datetime.now(UTC), policy.policy_set, policy.version, tenant, subject,
+                actor, caller, action, resource, allowed,
+                decision.matched[0].text if decision.matched else "", decision.reason, request_id,
+                int(elapsed * 1_000_000), attributes,
+            )))
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("decided", extra={"decision_id": decision_id, "allowed": outcome.allowed})
+            log.debug("decided", extra={"decision_id": decision_id, "allowed": allowed})
         return outcome
 
     async def _wait_for_log(self, count: int, timeout: float | None) -> None:
@@ -305,28 +391,33 @@ class DecisionService:
         signals."""
         if quarantined is not None:
             return quarantined
-        return self._observed(binder.decide(action, resource, context), binder.tenant, binder.subject, binder.actor)
+        actor = binder.actor
+        return self._observed(
+            binder.decide(action, resource, context), binder.tenant, binder.subject.id,
+            actor.id if actor is not None else None,
+        )
 
-    def _quarantined(self, tenant: str, subject: Party, actor: Party | None) -> ActionDecision | None:
-        """The denial every action of a quarantined subject or actor gets; None when neither is."""
+    def _quarantined(self, tenant: str, subject: str, actor: str | None) -> ActionDecision | None:
+        """The denial every action of a quarantined subject or actor (by id) gets; None when
+        neither is."""
         threats = self._threats
         if threats is None:
             return None
         for role, party in (("subject", subject), ("actor", actor)):
-            if party is not None and threats.is_quarantined(tenant, party.id):
-                return ActionDecision(False, f"{role} {party.id!r} is quarantined", (), role, "quarantined")
+            if party is not None and threats.is_quarantined(tenant, party):
+                return ActionDecision(False, f"{role} {party!r} is quarantined", (), role, "quarantined")
         return None
 
     def _observed(
-        self, decision: ActionDecision, tenant: str, subject: Party, actor: Party | None
+        self, decision: ActionDecision, tenant: str, subject: str, actor: str | None
     ) -> ActionDecision:
-        """`decision`, a denial of which feeds the threat signals."""
+        """`decision`, a denial of which feeds the threat signals (parties by id)."""
         threats = self._threats
         if threats is None or decision.allowed:
             return decision
-        threats.observe(tenant, subject.id, "subject", False)
+        threats.observe(tenant, subject, "subject", False)
         if actor is not None:
-            threats.observe(tenant, actor.id, "actor", False)
+            threats.observe(tenant, actor, "actor", False)
         return decision
 
     def _verified(self, principal: Principal) -> Principal:
@@ -440,7 +531,10 @@ class _Batch:
         self._context = context
         self._types_can_fail_by_kind: dict[str, bool] = {}
         self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
-        self._quarantined = service._quarantined(principal.tenant, principal.subject, principal.actor)  # noqa: SLF001
+        actor = principal.actor
+        self._quarantined = service._quarantined(  # noqa: SLF001
+            principal.tenant, principal.subject.id, actor.id if actor is not None else None
+        )
         self._party_error: InvalidRequestError | None = None
         try:
             validate_party_types(policy.schema, principal.subject, principal.actor)
@@ -604,43 +698,6 @@ class _DecisionIds:
 _IDS = _DecisionIds()
 
 
-def _record(
-    policy: LoadedPolicy,
-    action: Action,
-    decision: ActionDecision,
-    decision_id: str,
-    request: CheckInput,
-    latency_us: int,
-) -> DecisionRecord:
-    """The audit record of one Check."""
-    actor = action.actor
-    # tuple.__new__ with the fields in order: a named tuple's own __new__ is a Python function,
-    # one more frame with sixteen arguments on every Check.
-    return tuple.__new__(DecisionRecord, (
-        decision_id,
-        datetime.now(UTC),
-        policy.policy_set,
-        policy.version,
-        action.tenant,
-        action.subject.id,
-        actor.id if actor is not None else "",
-        request.caller,
-        action.action,
-        action.resource.key,
-        decision.allowed,
-        decision.matched[0].text if decision.matched else "",
-        decision.reason,
-        request.request_id,
-        latency_us,
-        {
-            "subject": action.subject.attributes,
-            "actor": actor.attributes if actor is not None else NO_ATTRIBUTES,
-            "resource": action.resource.attributes,
-            "context": action.context,
-        },
-    ))
-
-
 def _probe(
     principal: Principal, action: str, context: Mapping[str, Any], kind: str = ""
 ) -> Action:
@@ -660,6 +717,11 @@ def _validate_shared(
     """Refuse the whole request when what its items share (tenant, subject, actor, ...) is invalid."""
     validate_action(_probe(principal, action, context or {}))
 
+
+# The attributes a Check of names only logs.
+_NAMES_ONLY: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "subject": NO_ATTRIBUTES, "actor": NO_ATTRIBUTES, "resource": NO_ATTRIBUTES, "context": NO_ATTRIBUTES,
+})
 
 # Plain Checks remembered per policy version (then forgotten all at once and learnt again).
 _PLAIN_LIMIT = 65_536

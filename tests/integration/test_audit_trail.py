@@ -72,6 +72,32 @@ class TestDecisionLog:
         assert shown["attributes"]["subject"] == {"clearance": 2}
         assert shown["decision"]["request_id"] == "req-1"
 
+    def test_a_repeated_check_is_logged_as_the_first_one_was(self, server: ServerHandle) -> None:
+        """A Check of names only answered from what the server remembers is logged with the same
+        fields and attributes as the first one; only its id, time, latency and place in the
+        chain are its own."""
+        ids: dict[str, list[str]] = {}
+        with SyncClient(server.target) as client:
+            for tool in ("sql_query", "shell_exec"):
+                for n in range(3):
+                    ids.setdefault(tool, []).append(client.check(
+                        tenant="acme", subject="carol", action="invoke", resource=f"tool:{tool}", request_id=f"q-{tool}",
+                    ).decision_id)
+        eventually(lambda: len(logged(server, subject="carol")) >= 6)
+        entries = {d.decision_id: d for d in logged(server, subject="carol")}
+        own = ("decision_id", "decided_at", "latency_us", "seq")
+        with AdminClient(server.target) as admin:
+            for tool, decided in ids.items():
+                first, *repeats = [entries[decision_id] for decision_id in decided]
+                assert first.allowed is (tool == "sql_query")
+                stored = [admin.decision(decision_id)[1:] for decision_id in decided]
+                for repeat, attributes in zip(repeats, stored[1:]):
+                    assert {k: v for k, v in vars(repeat).items() if k not in own} == {
+                        k: v for k, v in vars(first).items() if k not in own}
+                    assert attributes == stored[0]
+        code, text = ctl(server, "decisions", "verify")
+        assert code == 0, text
+
     def test_batch_and_filter_decisions_are_logged_one_by_one(self, server: ServerHandle) -> None:
         """Each item of a BatchCheck reads back by its own decision id, with its own resource,
         attributes, context and request id; FilterAllowed's candidates are each logged too, and

@@ -101,6 +101,56 @@ class TestDecisions:
         assert not response.allowed
 
 
+class TestRepeatedChecks:
+    """A Check of names only that was decided before is answered from what the server
+    remembers (DecisionService.check_remembered): it must answer exactly as the first time."""
+
+    NAMES = [
+        (tenant, subject, action, kind, name)
+        for tenant in ("acme", "globex", "initech")
+        for subject in ("alice", "bob", "carol", "dave", "erin", "nobody")
+        for action, kind, name in (
+            ("invoke", "tool", "web_search"),
+            ("invoke", "tool", "sql_query"),
+            ("invoke", "tool", "shell_exec"),
+            ("generate", "model", "gpt-large"),
+            ("write", "memory", "session/1"),
+        )
+    ]
+
+    def test_a_repeat_answers_as_the_first_check_did(self, stub) -> None:  # type: ignore[no-untyped-def]
+        """Every field of the answer but the decision id is the first answer's, allowed or
+        denied, for every subject, tenant and resource kind of the example policies."""
+        answers = {}
+        for tenant, subject, action, kind, name in self.NAMES:
+            plain = authorization_pb2.CheckRequest(
+                tenant=tenant, subject=types_pb2.Entity(id=subject), action=action,
+                resource=types_pb2.Resource(kind=kind, id=name), request_id=f"{subject}-{name}",
+            )
+            first, *repeats = [stub.Check(plain, timeout=5) for _ in range(3)]
+            ids = {first.decision_id, *(repeat.decision_id for repeat in repeats)}
+            assert len(ids) == 3
+            for repeat in repeats:
+                repeat.decision_id = first.decision_id
+                assert repeat == first, (tenant, subject, name)
+            answers[first.allowed] = answers.get(first.allowed, 0) + 1
+        assert answers[True] and answers[False]  # the grid has both kinds of answer
+
+    def test_a_repeat_with_an_overlong_request_id_is_still_refused(self, stub) -> None:  # type: ignore[no-untyped-def]
+        """Remembering a Check does not skip the request's own bounds."""
+        plain = authorization_pb2.CheckRequest(
+            tenant="acme", subject=types_pb2.Entity(id="dave"), action="invoke",
+            resource=types_pb2.Resource(kind="tool", id="web_search"),
+        )
+        assert stub.Check(plain, timeout=5).allowed
+        assert stub.Check(plain, timeout=5).allowed
+        plain.request_id = "r" * 300
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Check(plain, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "request_id" in (caught.value.details() or "")
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("overrides", "field"),
