@@ -34,6 +34,7 @@ import getpass
 from datetime import UTC, datetime, timedelta
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -676,4 +677,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+    try:
+        code = run(sys.argv[1:], sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`policyctl decisions | head`): end quietly, as a
+        # program killed by SIGPIPE would, instead of a traceback. Python's flush at exit must
+        # not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
+    sys.exit(code)
