@@ -99,12 +99,11 @@ def plain_check(request: authorization_pb2.CheckRequest) -> PlainCheck | None:
     if request.subject_token or request.explain:
         return None
     subject, resource = request.subject, request.resource
-    # HasField first: much cheaper than reading an absent message's fields.
     if (
-        (request.HasField("context") and request.context.fields)
-        or (subject.HasField("attributes") and subject.attributes.fields)
-        or (resource.HasField("attributes") and resource.attributes.fields)
-        or (request.HasField("actor") and (request.actor.id or request.actor.attributes.fields))
+        _carries(request, "context")
+        or _carries(subject, "attributes")
+        or _carries(resource, "attributes")
+        or _carries_actor(request)
     ):
         return None
     # tuple.__new__: a named tuple's own __new__ is one more Python frame on every Check.
@@ -177,7 +176,7 @@ def filter_input(request: authorization_pb2.FilterAllowedRequest, caller: str = 
     action = request.action
     candidates = tuple(
         BatchItem(action, ResourceRef(resource.kind, resource.id))
-        if not _has_attributes(resource)
+        if not _carries(resource, "attributes")
         else _item(action, resource, None, "", prefix_resource=False)
         for resource in request.candidates
     )
@@ -258,7 +257,7 @@ def _principal(request: _Principled, caller: str) -> Principal:
     _bounded("policy_set", request.policy_set)
     _bounded("request_id", request.request_id)
     actor = None
-    if request.HasField("actor") and (request.actor.id or request.actor.attributes.fields):
+    if _carries_actor(request):
         actor = Party(request.actor.id, _struct(request.actor.attributes, "actor.attributes"))
     subject = Party(request.subject.id, _carried_struct(request.subject, "attributes", "subject.attributes"))
     return Principal(
@@ -270,16 +269,22 @@ def _principal(request: _Principled, caller: str) -> Principal:
     )
 
 
-def _has_attributes(resource: types_pb2.Resource) -> bool:
-    # HasField first: much cheaper than reading an absent Struct's fields.
-    return resource.HasField("attributes") and bool(resource.attributes.fields)
+def _carries(owner: Any, name: str) -> bool:
+    """Whether `owner` carries a non-empty Struct `name` (an empty one reads as absent).
+    HasField first: much cheaper than reading an absent Struct's fields."""
+    return owner.HasField(name) and bool(getattr(owner, name).fields)
+
+
+def _carries_actor(request: _Principled) -> bool:
+    """Whether the request names an actor: an empty actor reads as none."""
+    return request.HasField("actor") and bool(request.actor.id or request.actor.attributes.fields)
 
 
 def _batch_item(item: authorization_pb2.BatchCheckItem) -> BatchItem:
     resource, request_id = item.resource, item.request_id
     if (
-        not _has_attributes(resource)
-        and not (item.HasField("context") and item.context.fields)
+        not _carries(resource, "attributes")
+        and not _carries(item, "context")
         and len(request_id) <= limits.MAX_ID_LENGTH
     ):
         return BatchItem(item.action, ResourceRef(resource.kind, resource.id), NO_ATTRIBUTES, request_id)
