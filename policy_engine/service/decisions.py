@@ -305,7 +305,7 @@ class DecisionService:
         policy = self._loaded(policy_set, min_version)
         if policy is None:
             return None
-        decided = self._plain_checks(policy).get((tenant, subject, action, kind, resource_id))  # as _plain_key
+        decided = self._plain_checks(policy).get(_names_key(tenant, subject, action, kind, resource_id))
         if decided is None:
             return None
         bind_request(request_id=request_id, policy_set=policy.policy_set, policy_version=policy.version)
@@ -738,7 +738,13 @@ def _plain_key(request: CheckInput) -> tuple[str, ...] | None:
         or action.subject.attributes or resource.attributes
     ):
         return None
-    return (action.tenant, action.subject.id, action.action, resource.kind, resource.id)
+    return _names_key(action.tenant, action.subject.id, action.action, resource.kind, resource.id)
+
+
+def _names_key(tenant: str, subject: str, action: str, kind: str, resource_id: str) -> tuple[str, ...]:
+    """The key of a plain Check's remembered decision: built here only, so that check and
+    check_remembered cannot put the names in different orders (and find another's decision)."""
+    return (tenant, subject, action, kind, resource_id)
 
 
 def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:
