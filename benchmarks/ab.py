@@ -45,16 +45,8 @@ def machine_busy() -> tuple[float, float]:
 
 def thread_seconds(root: int) -> dict[str, float]:
     """CPU seconds of `root`'s threads by name, and of its children's as "child:<name>"."""
-    pids = {root}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(serve._stat(int(entry.name))[1]) in pids:  # noqa: SLF001
-                    pids.add(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
     seconds: dict[str, float] = {}
-    for pid in pids:
+    for pid in serve.with_children({root}):
         prefix = "" if pid == root else "child:"
         try:
             for task in Path(f"/proc/{pid}/task").iterdir():

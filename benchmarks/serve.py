@@ -165,18 +165,23 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
-    """CPU time of these processes and of their children (the workers of `serve --workers`)."""
-    pids = {process.pid for process in processes}
+def with_children(pids: set[int]) -> set[int]:
+    """`pids` and their children (the workers of `serve --workers`, the decision-log writers)."""
+    found = set(pids)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int(_stat(int(entry.name))[1]) in pids:  # ppid
-                    pids.add(int(entry.name))
+                if int(_stat(int(entry.name))[1]) in found:  # ppid
+                    found.add(int(entry.name))
             except (OSError, IndexError, ValueError):
                 pass
+    return found
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU time of these processes and of their children."""
     total = 0
-    for pid in pids:
+    for pid in with_children({process.pid for process in processes}):
         try:
             fields = _stat(pid)
         except OSError:
