@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from policy_engine.actions import check_bindable
+from policy_engine.bundle.ids import fold_rules
 from policy_engine.bundle.schema import SCHEMA_FILE, AttributeSchema, infer_schema, parse_schema
 from policy_engine.engine import Engine
 from policy_engine.errors import BundleError, ModelError, PolicyLoadError, Problem
@@ -90,7 +91,9 @@ def load_bundles(root: str | Path) -> list[Bundle]:
 def compile_bundle(bundle: Bundle) -> Engine:
     """Compile a bundle into an Engine, or raise BundleError naming the file and line."""
     try:
-        engine = Engine.from_text(bundle.model_text, bundle.policy_text)
+        # Ids compare as the bundle declares: folded rules (see policy_engine.bundle.ids).
+        policy_text = fold_rules(bundle.model_text, bundle.policy_text, bundle.schema_text)
+        engine = Engine.from_text(bundle.model_text, policy_text)
     except PolicyLoadError as exc:
         raise BundleError([Problem(POLICY_FILE, _strip_line(exc), exc.line)]) from exc
     except ModelError as exc:

@@ -9,8 +9,14 @@ A bundle may carry `schema.yaml`::
       classification: {type: int, required: true, kinds: [data]}
     context:
       channel:   {type: string}
+      peer:      {type: ip}
+    ids: {compare: casefold}
 
-Types: bool, int, float, string, list (of strings). Without a schema file,
+Types: bool, int, float, string, list (of strings), ip (an IP address, kept in its
+canonical form: `::ffff:10.0.0.5` is `10.0.0.5`). The context's well-known address
+fields (WELL_KNOWN_IP_FIELDS) are of type ip unless the schema types them otherwise.
+`ids` declares how the policy set compares ids (see policy_engine.bundle.ids):
+`casefold` (the default) or `exact`. Without a schema file,
 types are inferred from the rules themselves: every comparison of a request
 attribute with a literal (`r.sub.mfa == True`, `r.obj.risk == "high"`) fixes
 that attribute's type. Either way a value of the wrong type (`"true"` for a
@@ -21,21 +27,40 @@ failing a comparison.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
 from policy_engine.errors import BundleError, InvalidRequestError, Problem
 
-__all__ = ["SCHEMA_FILE", "AttributeSchema", "AttributeType", "infer_schema", "parse_schema"]
+__all__ = [
+    "CASEFOLD",
+    "EXACT",
+    "SCHEMA_FILE",
+    "WELL_KNOWN_IP_FIELDS",
+    "AttributeSchema",
+    "AttributeType",
+    "canonical_ip",
+    "id_comparison",
+    "infer_schema",
+    "parse_schema",
+]
 
 SCHEMA_FILE = "schema.yaml"
 PARTIES = ("subject", "actor", "resource", "context")
-_TYPES = ("bool", "int", "float", "string", "list")
+_TYPES = ("bool", "int", "float", "string", "list", "ip")
+# How ids compare (the `ids: {compare: ...}` entry of schema.yaml).
+CASEFOLD, EXACT = "casefold", "exact"
+_ID_COMPARISONS = (CASEFOLD, EXACT)
+# Context attributes that carry a client's address (as proxies and listeners report it).
+WELL_KNOWN_IP_FIELDS = frozenset({"ip", "client_ip", "source_ip", "remote_ip"})
 # Which request token each party is bound to (see policy_engine.actions).
 _TOKEN_PARTIES = {"sub": ("subject", "actor"), "obj": ("resource",), "ctx": ("context",)}
 _ATTRIBUTE = re.compile(r"^r[._](sub|obj|ctx)$")
@@ -54,6 +79,8 @@ class AttributeType:
             return isinstance(value, str)
         if self.type == "list":
             return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if self.type == "ip":
+            return canonical_ip(value) is not None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if not math.isfinite(value):
@@ -66,6 +93,22 @@ class AttributeSchema:
     """Expected attribute types per party ("subject", "actor", "resource", "context")."""
 
     parties: Mapping[str, Mapping[str, AttributeType]] = field(default_factory=dict)
+    id_compare: str = CASEFOLD
+
+    @cached_property
+    def _ip_names(self) -> Mapping[str, frozenset[str]]:
+        names = {
+            party: frozenset(name for name, spec in specs.items() if spec.type == "ip")
+            for party, specs in self.parties.items()
+        }
+        context = self.parties.get("context", {})
+        undeclared = frozenset(name for name in WELL_KNOWN_IP_FIELDS if name not in context)
+        names["context"] = names.get("context", frozenset()) | undeclared
+        return MappingProxyType(names)
+
+    def ip_names(self, party: str) -> frozenset[str]:
+        """The attributes of `party` that hold an IP address (kept canonical)."""
+        return self._ip_names.get(party, frozenset())
 
     def check(self, party: str, attributes: Mapping[str, Any], field_prefix: str, kind: str = "") -> None:
         """Raise InvalidRequestError naming the first attribute of the wrong type or missing."""
@@ -90,6 +133,12 @@ def parse_schema(text: str) -> AttributeSchema:
         raise BundleError([Problem(SCHEMA_FILE, "must be a mapping of parties")])
     problems: list[Problem] = []
     parties: dict[str, dict[str, AttributeType]] = {}
+    id_compare = CASEFOLD
+    if "ids" in document:
+        try:
+            id_compare = _id_compare(document.pop("ids"), text)
+        except BundleError as exc:
+            problems.extend(exc.problems)
     for party, attributes in document.items():
         if party not in PARTIES or not isinstance(attributes, dict):
             problems.append(Problem(SCHEMA_FILE, f"{party!r}: expected one of {', '.join(PARTIES)} mapping to attributes"))
@@ -108,7 +157,66 @@ def parse_schema(text: str) -> AttributeSchema:
             )
     if problems:
         raise BundleError(problems)
-    return AttributeSchema(parties)
+    return AttributeSchema(parties, id_compare)
+
+
+def id_comparison(text: str) -> str:
+    """How the policy set whose schema.yaml is `text` compares ids: CASEFOLD or EXACT."""
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return CASEFOLD  # parse_schema reports it
+    if not isinstance(document, dict) or "ids" not in document:
+        return CASEFOLD
+    return _id_compare(document["ids"], text)
+
+
+def _id_compare(declared: Any, text: str) -> str:
+    if isinstance(declared, dict) and set(declared) <= {"compare"} and declared.get("compare", CASEFOLD) in _ID_COMPARISONS:
+        return str(declared.get("compare", CASEFOLD))
+    raise BundleError([Problem(
+        SCHEMA_FILE,
+        f"ids: must be {{compare: {' or '.join(_ID_COMPARISONS)}}}, not {declared!r}",
+        _line_of_key(text, "ids"),
+    )])
+
+
+def _line_of_key(text: str, key: str) -> int | None:
+    """The line of a top-level `key` in a YAML mapping document, when it can be found."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _value in node.value:
+            if key_node.value == key:
+                return int(key_node.start_mark.line) + 1
+    return None
+
+
+def canonical_ip(value: Any) -> str | None:
+    """The canonical text of an IP address, or None when `value` is not one.
+
+    One address, one spelling: IPv6 compressed and lowercase (`2001:db8::1` for
+    `2001:0DB8:0:0::0001`), its zone (`%eth0`) dropped, and an IPv4 address
+    written in IPv6 (mapped `::ffff:10.0.0.5`, compatible `::10.0.0.5`) as the
+    IPv4 address it is. IPv4 with leading zeros is refused (octal or decimal?).
+    """
+    if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            address = ipaddress.IPv6Address(value.split("%", 1)[0])
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        packed = address.packed
+        if packed[:12] == bytes(12) and int.from_bytes(packed[12:], "big") > 1:  # ::a.b.c.d, not :: or ::1
+            return str(ipaddress.IPv4Address(packed[12:]))
+    return str(address)
 
 
 def infer_schema(texts: Iterable[str]) -> AttributeSchema:
@@ -167,4 +275,4 @@ def _literal_type(node: ast.expr) -> str | None:
 
 
 def _article(type_name: str) -> str:
-    return {"int": "an integer", "float": "a number", "bool": "a bool (true or false)", "string": "a string", "list": "a list of strings"}[type_name]
+    return {"int": "an integer", "float": "a number", "bool": "a bool (true or false)", "string": "a string", "list": "a list of strings", "ip": "an IP address"}[type_name]

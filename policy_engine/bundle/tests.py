@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from policy_engine.actions import Action, ActionDecision, Party, ResourceRef, decide_action
+from policy_engine.bundle.ids import fold_action, folds_ids
 from policy_engine.bundle.loader import Bundle
 from policy_engine.engine import Engine
 from policy_engine.errors import BundleError, Problem
@@ -80,6 +81,7 @@ def run_bundle_tests(bundle: Bundle, engine: Engine) -> TestReport:
     """Decide every case of the bundle's tests with `engine`; raises BundleError on malformed files."""
     results: list[CaseResult] = []
     problems: list[Problem] = []
+    folding = folds_ids(bundle.schema_text)  # ids compare as served (policy_engine.bundle.ids)
     for file, text in bundle.tests.items():
         try:
             cases = _parse_file(file, text)
@@ -88,7 +90,10 @@ def run_bundle_tests(bundle: Bundle, engine: Engine) -> TestReport:
             continue
         for line, description, action, expected in cases:
             results.append(
-                CaseResult(file, line, description, action, expected, decide_action(engine, action))
+                CaseResult(
+                    file, line, description, action, expected,
+                    decide_action(engine, fold_action(action) if folding else action),
+                )
             )
     if problems:
         raise BundleError(problems)

@@ -41,6 +41,8 @@ from policy_engine.audit import (
     RoomLine,
 )
 from policy_engine.auth.subjects import SubjectTokenResolver
+from policy_engine.bundle.ids import fold_action, fold_id, fold_party, fold_resource
+from policy_engine.bundle.schema import CASEFOLD
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
 from policy_engine.logs import bind_request
@@ -50,6 +52,8 @@ from policy_engine.service.listing import Listing, list_allowed
 from policy_engine.service.policies import LoadedPolicy, PolicyRegistry
 from policy_engine.service.threats import ThreatMonitor
 from policy_engine.service.validation import (
+    canonical_action,
+    canonical_attributes,
     item_types_can_fail,
     validate_action,
     validate_item,
@@ -261,8 +265,9 @@ class DecisionService:
                 policy = await self._policy(request.policy_set, request.min_version, timeout)
         bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         if decided is None:
-            _refuse_role_names(policy, action.subject, action.actor)
             validate_types(action, policy.schema)
+            action = _canonical(policy, action)
+            _refuse_role_names(policy, action.subject, action.actor)
             decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
                 action.action, action.resource, action.context
             )
@@ -435,6 +440,7 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
+        principal = _folded_principal(policy, principal)
         _refuse_role_names(policy, principal.subject, principal.actor)
         batch = _Batch(self, policy, principal, request.request_id, request.explain)
         results = tuple(batch.decide_all(request.items, "items"))
@@ -451,13 +457,14 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
+        principal = _folded_principal(policy, principal)
         _refuse_role_names(policy, principal.subject, principal.actor)
+        action = fold_id(request.action) if _folds(policy) else request.action
+        context = canonical_attributes(policy.schema, "context", request.context, "context")
         allowed: list[int] = []
         denied: list[tuple[int, ItemOutcome]] = []
         # The action and the context are the request's, validated with the shared part.
-        batch = _Batch(
-            self, policy, principal, request.request_id, request.explain, request.action, request.context
-        )
+        batch = _Batch(self, policy, principal, request.request_id, request.explain, action, context)
         for index, outcome in enumerate(batch.decide_all(request.candidates, "candidates")):
             if outcome.allowed:
                 allowed.append(index)
@@ -477,15 +484,16 @@ class DecisionService:
         except InvalidRequestError as exc:  # only the kind is left to fail: name it as the API does
             raise InvalidRequestError("kind", exc.message) from None
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, request.principal.subject, request.principal.actor)
+        principal = _folded_principal(policy, request.principal)
+        _refuse_role_names(policy, principal.subject, principal.actor)
         listing = list_allowed(
             policy.engine,
-            tenant=request.principal.tenant,
-            subject=request.principal.subject,
-            actor=request.principal.actor,
-            action=request.action,
+            tenant=principal.tenant,
+            subject=principal.subject,
+            actor=principal.actor,
+            action=fold_id(request.action) if _folds(policy) else request.action,
             kind=request.kind,
-            context=request.context,
+            context=canonical_attributes(policy.schema, "context", request.context, "context"),
         )
         return ListOutcome(policy.policy_set, policy.version, listing)
 
@@ -538,8 +546,13 @@ class _Batch:
         self._party_error: InvalidRequestError | None = None
         try:
             validate_party_types(policy.schema, principal.subject, principal.actor)
+            canonical = _canonical_parties(policy, principal)
         except InvalidRequestError as exc:
             self._party_error = exc
+        else:
+            if canonical is not principal:
+                self._binder = ActionBinder(policy.engine, canonical.tenant, canonical.subject, canonical.actor)
+        self._folding = _folds(policy)
         # Decision ids: one random prefix per request, then the decided item's number.
         self._id_prefix = _IDS.next()[:24]
         # What the decision log keeps of each decided item, when it is on: a GroupItem's fields,
@@ -576,11 +589,17 @@ class _Batch:
             if plain_key is None or plain_key not in plain_valid:
                 try:
                     self._validate(action_name, resource, context)
+                    if plain_key is None:
+                        resource, context = self._canonical_item(resource, context)
                 except InvalidRequestError as exc:
                     outcomes.append(_invalid(exc, f"{where}[{index}]."))
                     continue
                 if plain_key is not None:
                     plain_valid.add(plain_key)
+            if self._folding:
+                resource = fold_resource(resource)
+                if not filtering:
+                    action_name = fold_id(action_name)
             decision = service._decide(binder, quarantined, action_name, resource, context)  # noqa: SLF001
             if self._explain:
                 principal = self._principal
@@ -614,6 +633,18 @@ class _Batch:
             raise self._party_error
         if resource.attributes or context or self._types_can_fail(resource.kind):
             validate_item_types(self._policy.schema, resource, context)
+
+    def _canonical_item(
+        self, resource: ResourceRef, context: Mapping[str, Any]
+    ) -> tuple[ResourceRef, Mapping[str, Any]]:
+        """The item's IP-typed attributes in canonical form (FilterAllowed's context is already)."""
+        schema = self._policy.schema
+        attributes = canonical_attributes(schema, "resource", resource.attributes, "resource.attributes")
+        if attributes is not resource.attributes:
+            resource = resource._replace(attributes=attributes)
+        if self._action is None:
+            context = canonical_attributes(schema, "context", context, "context")
+        return resource, context
 
     def _types_can_fail(self, kind: str) -> bool:
         known = self._types_can_fail_by_kind.get(kind)
@@ -745,6 +776,45 @@ def _names_key(tenant: str, subject: str, action: str, kind: str, resource_id: s
     """The key of a plain Check's remembered decision: built here only, so that check and
     check_remembered cannot put the names in different orders (and find another's decision)."""
     return (tenant, subject, action, kind, resource_id)
+
+
+def _folds(policy: LoadedPolicy) -> bool:
+    return policy.schema.id_compare == CASEFOLD
+
+
+def _canonical(policy: LoadedPolicy, action: Action) -> Action:
+    """The action as the policy compares it: ids folded when the set declares so (the default),
+    IP-typed attributes in canonical form. The same object when it is canonical already."""
+    if _folds(policy):
+        action = fold_action(action)
+    return canonical_action(action, policy.schema)
+
+
+def _folded_principal(policy: LoadedPolicy, principal: Principal) -> Principal:
+    if not _folds(policy):
+        return principal
+    tenant = fold_id(principal.tenant)
+    subject = fold_party(principal.subject)
+    actor = fold_party(principal.actor) if principal.actor is not None else None
+    if tenant == principal.tenant and subject is principal.subject and actor is principal.actor:
+        return principal
+    return principal._replace(tenant=tenant, subject=subject, actor=actor)
+
+
+def _canonical_parties(policy: LoadedPolicy, principal: Principal) -> Principal:
+    """The principal with its parties' IP-typed attributes in canonical form."""
+    schema = policy.schema
+    subject, actor = principal.subject, principal.actor
+    subject_attributes = canonical_attributes(schema, "subject", subject.attributes, "subject.attributes")
+    actor_attributes = (
+        canonical_attributes(schema, "actor", actor.attributes, "actor.attributes") if actor is not None else None
+    )
+    if subject_attributes is subject.attributes and (actor is None or actor_attributes is actor.attributes):
+        return principal
+    return principal._replace(
+        subject=subject._replace(attributes=subject_attributes),
+        actor=actor._replace(attributes=actor_attributes) if actor is not None else None,
+    )
 
 
 def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:

@@ -2,21 +2,35 @@
 
 Each refusal is an InvalidRequestError naming the field as the public
 contract spells it (`subject.id`, `resource.attributes.risk`, ...).
+
+Ids and names (tenant, action, subject and actor ids, resource kind and id)
+must be one spelling of one thing: no control or invisible characters
+(Unicode format characters such as zero-width spaces, other default-ignorable
+code points), nothing that NFKC normalisation changes (fullwidth or
+compatibility forms), no non-ASCII punctuation or symbols (a `∕` that passes
+for `/`), and letters of one script (Latin with Han, Hiragana, Katakana,
+Bopomofo or Hangul is allowed, as Unicode's "highly restrictive" level does;
+Latin mixed with Cyrillic or Greek is not). A resource kind is a lowercase
+identifier. IP-typed attributes are rewritten to their canonical spelling
+(`canonical_attributes`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party, ResourceRef
-from policy_engine.bundle.schema import AttributeSchema, AttributeType
+from policy_engine.bundle.schema import AttributeSchema, AttributeType, canonical_ip
 from policy_engine.errors import InvalidRequestError
 
 __all__ = [
+    "canonical_action",
+    "canonical_attributes",
     "item_types_can_fail",
     "validate_action",
     "validate_item",
@@ -29,6 +43,7 @@ __all__ = [
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names a str already has would shadow the attribute in a matcher (r.sub.count is str.count).
 _SHADOWED = frozenset(name for name in dir(str) if not name.startswith("_"))
 
@@ -38,6 +53,7 @@ _SHADOWED = frozenset(name for name in dir(str) if not name.startswith("_"))
 _MEMO_LIMIT = 65_536
 _VALID_TEXT: set[str] = set()
 _VALID_RESOURCE_IDS: set[str] = set()
+_VALID_KINDS: set[str] = set()
 
 
 def validate_action(action: Action) -> None:
@@ -62,10 +78,13 @@ def validate_item(action: str, resource: ResourceRef, context: Mapping[str, Any]
 def validate_resource(resource: ResourceRef) -> None:
     """The resource's part of validate_action: kind, id, attributes."""
     kind = resource.kind
-    if kind:
+    if kind and kind not in _VALID_KINDS:
         _text("resource.kind", kind, required=False)
-        if kind != kind.lower():
-            raise InvalidRequestError("resource.kind", "must be lowercase")
+        if not _KIND.match(kind):
+            raise InvalidRequestError(
+                "resource.kind", "must be a lowercase identifier (a-z, then a-z, 0-9 or _)"
+            )
+        _remember(_VALID_KINDS, kind)
     resource_id = resource.id
     if resource_id not in _VALID_RESOURCE_IDS:
         _text("resource.id", resource_id)
@@ -102,14 +121,64 @@ def _text(field: str, value: str, *, required: bool = True) -> None:
         raise InvalidRequestError(field, "has leading or trailing whitespace")
     if "*" in value or "?" in value:
         raise InvalidRequestError(field, "contains a wildcard character (* or ?)")
+    if not value.isascii():
+        _unicode_id(field, value)
     _remember(_VALID_TEXT, value)
 
 
+def _unicode_id(field: str, value: str) -> None:
+    """Refuse characters that hide or pass for others (see the module docstring)."""
+    scripts: set[str] = set()
+    for char in value:
+        if char.isascii():
+            continue
+        category = unicodedata.category(char)
+        if category[0] in "CZ" or _default_ignorable(char):
+            raise InvalidRequestError(field, f"contains an invisible or format character (U+{ord(char):04X})")
+        if category[0] in "PS":
+            raise InvalidRequestError(
+                field, f"contains a non-ASCII punctuation or symbol character (U+{ord(char):04X})"
+            )
+        if category[0] != "M":  # combining marks take their base's script
+            scripts.add(_script(char))
+    if not unicodedata.is_normalized("NFKC", value):
+        raise InvalidRequestError(field, "is not in Unicode NFKC form (fullwidth or compatibility characters)")
+    if any(char.isascii() and char.isalpha() for char in value):
+        scripts.add("LATIN")
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_MIXES):
+        raise InvalidRequestError(field, f"mixes letters of scripts {', '.join(sorted(scripts))}")
+
+
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties) outside categories C and Z:
+# invisible, yet not format characters.
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+# Scripts that may be mixed in one id (UTS #39, "highly restrictive").
+_SCRIPT_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+# Character-name prefixes that are not the name of a script.
+_NAME_SCRIPTS = {"CJK": "HAN", "IDEOGRAPHIC": "HAN", "KATAKANA-HIRAGANA": "KATAKANA"}
+
+
+def _default_ignorable(char: str) -> bool:
+    point = ord(char)
+    return any(low <= point <= high for low, high in _IGNORABLE_RANGES)
+
+
+def _script(char: str) -> str:
+    """A non-ASCII letter's or digit's script, as the first word of its Unicode name
+    (LATIN, CYRILLIC, GREEK, CJK -> HAN, ...; ARABIC-INDIC -> ARABIC)."""
+    word = unicodedata.name(char, "UNNAMED").split(" ", 1)[0]
+    word = _NAME_SCRIPTS.get(word, word)
+    return word.split("-", 1)[0]
+
+
 def _resource_id(value: str) -> None:
-    if value != value.lower():
-        # Rules compare case-sensitively: "tool:Web_Search" would slip past a deny on
-        # "tool:web_search" and still match an allow on "tool:*". Ids are lowercase.
-        raise InvalidRequestError("resource.id", "must be lowercase")
     if _PERCENT_ESCAPE.search(value):
         raise InvalidRequestError("resource.id", "contains a percent-escape")
     for segment in value.split("/"):
@@ -143,6 +212,53 @@ def _value(field: str, value: Any, depth: int) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _value(f"{field}[{index}]", item, depth + 1)
+
+
+def canonical_action(action: Action, schema: AttributeSchema) -> Action:
+    """`action` with its IP-typed attributes in canonical form (the same object when they are);
+    InvalidRequestError names an IP-typed attribute that holds no IP address."""
+    subject, actor, resource = action.subject, action.actor, action.resource
+    subject_attributes = canonical_attributes(schema, "subject", subject.attributes, "subject.attributes")
+    actor_attributes = (
+        canonical_attributes(schema, "actor", actor.attributes, "actor.attributes") if actor is not None else None
+    )
+    resource_attributes = canonical_attributes(schema, "resource", resource.attributes, "resource.attributes")
+    context = canonical_attributes(schema, "context", action.context, "context")
+    if (
+        subject_attributes is subject.attributes
+        and (actor is None or actor_attributes is actor.attributes)
+        and resource_attributes is resource.attributes
+        and context is action.context
+    ):
+        return action
+    return action._replace(
+        subject=subject._replace(attributes=subject_attributes),
+        actor=actor._replace(attributes=actor_attributes) if actor is not None else None,
+        resource=resource._replace(attributes=resource_attributes),
+        context=context,
+    )
+
+
+def canonical_attributes(
+    schema: AttributeSchema, party: str, attributes: Mapping[str, Any], field_prefix: str
+) -> Mapping[str, Any]:
+    """`attributes` with every IP-typed one in canonical form (the same mapping when all are)."""
+    if not attributes:
+        return attributes
+    names = schema.ip_names(party)
+    if not names:
+        return attributes
+    canonical: dict[str, Any] | None = None
+    for name in names.intersection(attributes):
+        value = attributes[name]
+        spelled = canonical_ip(value)
+        if spelled is None:
+            raise InvalidRequestError(f"{field_prefix}.{name}", "must be an IP address")
+        if spelled != value:
+            if canonical is None:
+                canonical = dict(attributes)
+            canonical[name] = spelled
+    return attributes if canonical is None else canonical
 
 
 def validate_types(action: Action, schema: AttributeSchema) -> None:

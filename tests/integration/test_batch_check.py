@@ -282,7 +282,7 @@ def test_batch_items_are_counted_by_result(logging: bool, tmp_path: Path) -> Non
     audit = AuditSettings(enabled=logging, spill_dir=tmp_path / "audit", writer="thread")
     items = [
         authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id=name))
-        for name in ("web_search", "shell_exec", "web_search", "Not Valid", "sql_query")
+        for name in ("web_search", "shell_exec", "web_search", "not/../valid", "sql_query")
     ]
     request = authorization_pb2.BatchCheckRequest(tenant="acme", subject=types_pb2.Entity(id="dave"), items=items)
     with running_server(ROOT / "policies", audit=audit) as handle, grpc.insecure_channel(handle.target) as channel:

@@ -257,7 +257,8 @@ class TestEnvelope:
         [
             ({"resource": types_pb2.Resource(kind="data", id="/data/../admin")}, "resource.id"),
             ({"resource": types_pb2.Resource(kind="tool", id="web_search/")}, "resource.id"),
-            ({"resource": types_pb2.Resource(kind="tool", id="Web_Search")}, "resource.id"),
+            ({"resource": types_pb2.Resource(kind="tool", id="web_s\u0435arch")}, "resource.id"),
+            ({"subject": types_pb2.Entity(id="Viewer")}, "subject.id"),
             ({"resource": types_pb2.Resource(kind="data", id="%2e%2e/secrets")}, "resource.id"),
             ({"subject": types_pb2.Entity(id="dave\nadmin")}, "subject.id"),
             ({"subject": types_pb2.Entity(id="viewer")}, "subject.id"),
