@@ -4,10 +4,11 @@
     policyctl test DIR                      run a policy set's tests locally (no server)
     policyctl push DIR [--set S] [-m MSG] [--activate] [--allow-dirty] [--author A]
     policyctl versions [--set S]            list versions (* marks the active one)
-    policyctl show V [--set S]              a version's metadata and content
+    policyctl show V [--set S]              a version's metadata, model and rules
     policyctl diff A B [--set S]            rules added and removed, model diff
     policyctl activate V [--reason R] [--expect-active N]
-    policyctl rollback [V] [--reason R]     to the previously active version, or to V
+    policyctl rollback [--to N] [--reason R] [--expect-active N]
+                                            one step back along the activation path, or to N
     policyctl activations [--set S]         who activated what, when, why
     policyctl export V DIR [--set S]        write a version back as files (pushes to the same sha256)
     policyctl check --tenant T --subject S --action A --resource KIND:ID [...]
@@ -222,6 +223,10 @@ def _show(args: argparse.Namespace, out: _Output) -> int:
         print(f"commit   {version.git_commit or '-'}{' (dirty)' if version.git_dirty else ''}", file=stream)
         print(f"message  {version.message}", file=stream)
         print(f"rules    {version.rule_count}; tests: {', '.join(files.tests) or 'none'}", file=stream)
+        for name, text in ((MODEL_FILE, files.model), (SCHEMA_FILE, files.schema), (POLICY_FILE, files.policy)):
+            if text:
+                print(f"\n--- {name} ---", file=stream)
+                print(text, file=stream, end="" if text.endswith("\n") else "\n")
 
     out.emit({"version": version, "content": files}, text)
     return EXIT_OK
@@ -261,9 +266,15 @@ def _activate(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _rollback(args: argparse.Namespace, out: _Output) -> int:
+    if args.version is not None and args.to is not None and args.version != args.to:
+        raise Refused(f"rollback: version {args.version} and --to {args.to} disagree; give one")
     with _admin(args) as admin:
         record = admin.rollback(
-            args.policy_set, author=args.author, reason=args.reason, to_number=args.version
+            args.policy_set,
+            author=args.author,
+            reason=args.reason,
+            to_number=args.to if args.to is not None else args.version,
+            expected_active=args.expect_active,
         )
     out.emit(record, lambda s: _print_activation(s, record))
     return EXIT_OK
@@ -623,8 +634,14 @@ def _parser() -> argparse.ArgumentParser:
     activate.add_argument(
         "--expect-active", type=int, default=None, help="refuse unless this version is active now"
     )
-    rollback = command("rollback", _rollback, [acting], "activate the previous (or given) version")
-    rollback.add_argument("version", type=int, nargs="?", default=None)
+    rollback = command(
+        "rollback", _rollback, [acting], "walk back one version along the activation path (or to V)"
+    )
+    rollback.add_argument("version", type=int, nargs="?", default=None, help="the target (as --to)")
+    rollback.add_argument("--to", type=int, default=None, metavar="N", help="roll back to version N")
+    rollback.add_argument(
+        "--expect-active", type=int, default=None, help="refuse unless this version is active now"
+    )
     activations = command("activations", _activations, [remote], "list activation events")
     activations.add_argument("--set", dest="policy_set", default="", help="only this policy set")
     activations.add_argument("--limit", type=int, default=50)

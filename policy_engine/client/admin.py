@@ -218,11 +218,21 @@ class AdminClient:
         return _activation(response.activation)
 
     def rollback(
-        self, policy_set: str, *, author: str, reason: str, to_number: int | None = None
+        self,
+        policy_set: str,
+        *,
+        author: str,
+        reason: str,
+        to_number: int | None = None,
+        expected_active: int | None = None,
     ) -> ActivationInfo:
         response = self._stub.Rollback(
             admin_pb2.RollbackRequest(
-                policy_set=policy_set, to_number=to_number or 0, author=author, reason=reason
+                policy_set=policy_set,
+                to_number=to_number or 0,
+                author=author,
+                reason=reason,
+                expected_active_version=expected_active or 0,
             ),
             **self._call(),
         )

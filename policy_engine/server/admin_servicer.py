@@ -88,6 +88,7 @@ class AdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
             author=_author(request.author),
             reason=request.reason,
             to_number=request.to_number or None,
+            expected_active=request.expected_active_version or None,
         )
         return admin_pb2.RollbackResponse(activation=convert.activation(record))
 

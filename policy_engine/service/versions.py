@@ -212,10 +212,18 @@ class VersionService:
         )
 
     def rollback(
-        self, policy_set: str, *, author: str, reason: str, to_number: int | None = None
+        self,
+        policy_set: str,
+        *,
+        author: str,
+        reason: str,
+        to_number: int | None = None,
+        expected_active: int | None = None,
     ) -> ActivationRecord:
+        """Activate `to_number`, or the version before the active one on the set's activation
+        path (PolicyRepository.rollback): rolling back twice lands two versions back."""
         _require("author", author)
-        return self._repository.rollback(policy_set, author, reason, to_number)
+        return self._repository.rollback(policy_set, author, reason, to_number, expected_active)
 
     def list_activations(self, policy_set: str, limit: int) -> list[ActivationRecord]:
         return self._repository.list_activations(policy_set, limit=limit)

@@ -36,6 +36,7 @@ __all__ = [
     "PolicyRepository",
     "StaleActivationError",
     "VersionRecord",
+    "walk_back_path",
 ]
 
 # PostgreSQL NOTIFY channel on which every activation is announced.
@@ -219,30 +220,52 @@ class PolicyRepository:
             return self._activate(conn, set_id, policy_set, number, request)
 
     def rollback(
-        self, policy_set: str, actor: str, reason: str, to_number: int | None = None
+        self,
+        policy_set: str,
+        actor: str,
+        reason: str,
+        to_number: int | None = None,
+        expected_active: int | None = None,
     ) -> ActivationRecord:
-        """Activate `to_number`, or the version that was active before the current one."""
+        """Activate `to_number`, or walk one step back along the set's activation path.
+
+        The path is the activation history with every excursion cut off: activating a version
+        that is already on it returns there and drops the versions after it (what a rollback
+        records). So rollback after rollback keeps walking back (3 -> 2 -> 1) instead of
+        re-activating the version it just left. With `expected_active`, only if that version
+        is active now (read in the same transaction, with the set locked).
+        """
         with self._write() as conn:
             set_id = self._set_id(conn, policy_set, lock=True)
-            latest = conn.execute(
-                select(activations.c.previous_version_id)
-                .where(activations.c.policy_set_id == set_id)
-                .order_by(activations.c.id.desc())
-                .limit(1)
-            ).first()
-            if to_number is None:
-                if latest is None or latest.previous_version_id is None:
-                    raise NothingToRollBackError(
-                        f"policy set {policy_set!r} has no previously active version"
-                    )
-                to_number = conn.scalar(
-                    select(policy_versions.c.number).where(
-                        policy_versions.c.id == latest.previous_version_id
-                    )
-                )
             current = self._active_number(conn, set_id)
+            if expected_active is not None and current != expected_active:
+                raise StaleActivationError(
+                    f"policy set {policy_set!r}: active version is {current}, not {expected_active}"
+                )
+            if to_number is None:
+                path = walk_back_path(self._activated_numbers(conn, set_id))
+                if len(path) < 2:
+                    raise NothingToRollBackError(
+                        f"policy set {policy_set!r} has no earlier version to roll back to"
+                    )
+                to_number = path[-2]
             request = ActivationRequest(actor, reason, expected_active=current)
-            return self._activate(conn, set_id, policy_set, int(to_number), request, event="rollback")  # type: ignore[arg-type]
+            return self._activate(conn, set_id, policy_set, int(to_number), request, event="rollback")
+
+    def rollback_path(self, policy_set: str) -> list[int]:
+        """The versions a rollback walks back through, oldest first; the last one is active."""
+        with self._read() as conn:
+            return walk_back_path(self._activated_numbers(conn, self._set_id(conn, policy_set)))
+
+    def _activated_numbers(self, conn: Connection, set_id: int) -> list[int]:
+        return list(
+            conn.scalars(
+                select(policy_versions.c.number)
+                .join(activations, activations.c.version_id == policy_versions.c.id)
+                .where(activations.c.policy_set_id == set_id)
+                .order_by(activations.c.id)
+            )
+        )
 
     def list_activations(self, policy_set: str = "", limit: int = 100, since_id: int = 0) -> list[ActivationRecord]:
         """Activation events, newest first (or, with since_id, those after it, oldest first)."""
@@ -405,6 +428,23 @@ class PolicyRepository:
         return Guarded(self._engine.begin())
 
 
+
+
+def walk_back_path(activated: list[int]) -> list[int]:
+    """The activation path of a history of activated version numbers (oldest first): each
+    activation of a version already on the path returns to it, dropping what came after."""
+    path: list[int] = []
+    position: dict[int, int] = {}
+    for number in activated:
+        at = position.get(number)
+        if at is None:
+            position[number] = len(path)
+            path.append(number)
+            continue
+        for dropped in path[at + 1 :]:
+            del position[dropped]
+        del path[at + 1 :]
+    return path
 
 
 def _versions_query():  # type: ignore[no-untyped-def]

@@ -401,16 +401,18 @@ class ActivateVersionResponse(_message.Message):
     def __init__(self, activation: _Optional[_Union[Activation, _Mapping]] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("policy_set", "to_number", "reason", "author")
+    __slots__ = ("policy_set", "to_number", "reason", "author", "expected_active_version")
     POLICY_SET_FIELD_NUMBER: _ClassVar[int]
     TO_NUMBER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
     policy_set: str
     to_number: int
     reason: str
     author: str
-    def __init__(self, policy_set: _Optional[str] = ..., to_number: _Optional[int] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ...) -> None: ...
+    expected_active_version: int
+    def __init__(self, policy_set: _Optional[str] = ..., to_number: _Optional[int] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ..., expected_active_version: _Optional[int] = ...) -> None: ...
 
 class RollbackResponse(_message.Message):
     __slots__ = ("activation",)
