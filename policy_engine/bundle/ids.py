@@ -99,6 +99,8 @@ def fold_rules(model_text: str, policy_text: str, schema_text: str = "") -> str:
         line = raw.strip()
         if not line or line[0] == "#":
             continue
+        if "'" not in line and '"' not in line and line.casefold() == line:
+            continue  # nothing to fold, and no literal to check
         try:
             fields = split_rule_line(line)
         except ValueError:
@@ -121,6 +123,7 @@ class _Plan:
     shared: dict[str, set[int]] = field(default_factory=dict)  # ids also compared otherwise
     conditions: dict[str, set[int]] = field(default_factory=dict)
     tokens: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    checked: dict[str, list[str]] = field(default_factory=dict)  # condition -> its unfolded literals
 
     def fold(self, fields: list[str], line: int, problems: list[Problem]) -> list[str] | None:
         """The folded fields of one rule line, or None when nothing changes."""
@@ -149,10 +152,18 @@ class _Plan:
                 changed = True
         for index in self.conditions.get(ptype, ()):
             if index < len(values):
-                condition = _python(_REQUEST_DOT.sub(r"r\1_", values[index]))
-                for literal in _unfolded_literals(condition, frozenset(self.roles)):
+                for literal in self._unfolded_literals(values[index]):
                     problems.append(Problem(_POLICY_FILE, _literal_message(literal), line))
         return [ptype, *values] if changed else None
+
+    def _unfolded_literals(self, condition: str) -> list[str]:
+        if "'" not in condition and '"' not in condition:
+            return []
+        found = self.checked.get(condition)
+        if found is None:
+            python = _python(_REQUEST_DOT.sub(r"r\1_", condition))
+            found = self.checked[condition] = _unfolded_literals(python, frozenset(self.roles))
+        return found
 
 
 def _plan(model: Model) -> tuple[_Plan, list[Problem]]:

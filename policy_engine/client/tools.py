@@ -23,6 +23,11 @@ and, for the Python functions that implement tools::
         web_search(query="...")                         # checked first; ToolCallDenied if not allowed
 
 A guarded tool called outside `acting_as` is denied: there is nobody to decide for.
+
+Tool names go to the service as written, MCP-style `getWeather` included: it compares
+them as the policy set declares (case-folded by default, so `GetWeather` is denied by a
+deny on `getweather`), and `filter_tools` returns the caller's own definitions. A name
+with invisible or look-alike characters is refused by the service, so it is never offered.
 """
 
 from __future__ import annotations
