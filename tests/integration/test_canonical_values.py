@@ -15,6 +15,9 @@ from google.protobuf import struct_pb2
 from policy_engine.client import SyncClient
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
+from tests.integration.test_edge_security import CALLER, FACTORY, security, user_token
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TOOLS_MODEL = """\
 [request_definition]
@@ -323,3 +326,36 @@ class TestAddresses:
     def test_addresses_outside_the_denied_networks_are_allowed(self, stub, address: str) -> None:  # type: ignore[no-untyped-def]
         """Canonical spelling changes no answer for addresses the denies do not cover."""
         assert check(stub, "x", subject="alice", policy_set="net", tenant="t", context=ctx(ip=address)).allowed
+
+
+@pytest.fixture(scope="module")
+def token_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
+    """The example policies behind a server that verifies callers and subject tokens."""
+    jwks = FACTORY.write_jwks(tmp_path_factory.mktemp("keys") / "jwks.json")
+    with running_server(ROOT / "policies", security=security(jwks)) as handle, grpc.insecure_channel(handle.target) as ch:
+        yield ch
+
+
+class TestTokenIds:
+    """Ids taken from verified subject tokens are held to the same rules as ids sent in requests."""
+
+    def token_check(self, channel: grpc.Channel, resource: str, **claims: object):  # type: ignore[no-untyped-def]
+        stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+        return stub.Check(
+            authorization_pb2.CheckRequest(
+                tenant="acme", subject=types_pb2.Entity(), subject_token=user_token(**claims),
+                action="invoke", resource=tool(resource),
+            ),
+            metadata=CALLER,
+        )
+
+    @pytest.mark.parametrize("sub", ["b\u200bob", "b\u043eb", "\uff42ob", "bob\u202e", "b\u00adob"])
+    def test_confusable_token_subject_is_refused(self, token_channel: grpc.Channel, sub: str) -> None:
+        """A verified token whose sub or act.sub hides or imitates characters is refused, naming the field."""
+        assert invalid_field(self.token_check, token_channel, "web_search", sub=sub) == "subject.id"
+        assert invalid_field(self.token_check, token_channel, "web_search", act={"sub": f"agent:{sub}"}) == "actor.id"
+
+    def test_token_subject_compares_folded(self, token_channel: grpc.Channel) -> None:
+        """A token for BOB is decided as bob: allowed what bob is, denied payments in any spelling."""
+        assert self.token_check(token_channel, "Shell_Exec", sub="BOB").allowed
+        assert not self.token_check(token_channel, "Payments_Transfer", sub="Bob").allowed
