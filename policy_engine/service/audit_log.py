@@ -20,6 +20,8 @@ from sqlalchemy import Engine
 from policy_engine.actions import Action, Party, ResourceRef, decide_action
 from policy_engine.audit import AttributeProtector, AuditError
 from policy_engine.errors import InvalidRequestError
+from policy_engine.bundle.ids import fold_action
+from policy_engine.bundle.schema import CASEFOLD
 from policy_engine.service.policies import load_version
 from policy_engine.store import PolicyRepository, audit_tables
 from policy_engine.store.decision_log import ChainReport, DecisionLogRepository, StoredDecision
@@ -109,7 +111,10 @@ class AuditService:
             if attributes is None or decision.reason.endswith("is quarantined"):
                 skipped += 1
                 continue
-            outcome = decide_action(policy.engine, _action(decision, attributes))
+            action = _action(decision, attributes)
+            if policy.schema.id_compare == CASEFOLD:  # decided as the candidate would serve it
+                action = fold_action(action)
+            outcome = decide_action(policy.engine, action)
             if outcome.allowed == decision.allowed:
                 unchanged += 1
                 continue
