@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -172,9 +173,8 @@ def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
     index_of = {token: (ptype, i) for ptype, tokens in model.policies.items() for i, token in enumerate(tokens)}
     role_functions = frozenset(model.roles)
     for text in model.matchers.values():
-        try:
-            tree = ast.parse(_python(text), mode="eval")
-        except SyntaxError:
+        tree = _parse(_python(text))
+        if tree is None:
             continue  # compiling reports it
         every: dict[tuple[str, int], int] = {}
         as_id: dict[tuple[str, int], int] = {}
@@ -191,7 +191,7 @@ def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
                         if position == pattern_at:
                             plan.patterns.setdefault(place[0], set()).add(place[1])
                     elif isinstance(operand, ast.Constant) and isinstance(operand.value, str):
-                        if operand.value.casefold() != operand.value:
+                        if _folded(operand.value, position == pattern_at) != operand.value:
                             problems.append(Problem(_MODEL_FILE, _literal_message(operand.value)))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "eval":
                 for argument in node.args:
@@ -212,10 +212,14 @@ def _compared_groups(node: ast.AST, role_functions: frozenset[str]) -> Iterable[
         for (left, right), op in zip(zip(operands, operands[1:], strict=False), node.ops, strict=False):
             if isinstance(op, (ast.Eq, ast.NotEq)):
                 yield [left, right], -1
+            elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+                yield [left, *right.elts], -1
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         if name in role_functions or name in _MATCH_FUNCTIONS:
             yield list(node.args), (1 if name == "regexMatch" else -1)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_request_id(node.func.value):
+        yield [node.func.value, *node.args], -1  # r.obj.startswith("tool:Pay")
 
 
 def _is_request_id(node: ast.expr) -> bool:
@@ -224,20 +228,23 @@ def _is_request_id(node: ast.expr) -> bool:
 
 def _unfolded_literals(python: str, role_functions: frozenset[str]) -> list[str]:
     """String literals compared with a request id that folding would change."""
-    try:
-        tree = ast.parse(python, mode="eval")
-    except SyntaxError:
+    tree = _parse(python)
+    if tree is None:
         return []
     found = []
     for node in ast.walk(tree):
-        for group, _pattern_at in _compared_groups(node, role_functions):
+        for group, pattern_at in _compared_groups(node, role_functions):
             if any(_is_request_id(operand) for operand in group):
                 found += [
-                    operand.value for operand in group
+                    operand.value for position, operand in enumerate(group)
                     if isinstance(operand, ast.Constant) and isinstance(operand.value, str)
-                    and operand.value.casefold() != operand.value
+                    and _folded(operand.value, position == pattern_at) != operand.value
                 ]
     return found
+
+
+def _folded(value: str, pattern: bool) -> str:
+    return _fold_pattern(value) if pattern else value.casefold()
 
 
 def _literal_message(literal: str) -> str:
@@ -245,6 +252,15 @@ def _literal_message(literal: str) -> str:
         f"{literal!r} is compared with a request id, which is case-folded: write "
         f"{literal.casefold()!r}, or declare ids: {{compare: exact}} in schema.yaml"
     )
+
+
+def _parse(python: str) -> ast.Expression | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "\D" in a plain literal: the engine reads it the same way
+        try:
+            return ast.parse(python, mode="eval")
+        except (SyntaxError, ValueError):
+            return None
 
 
 def _python(text: str) -> str:

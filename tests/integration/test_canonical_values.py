@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2
 from policy_engine.client import SyncClient
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
-from tests.integration.test_edge_security import CALLER, FACTORY, security, user_token
+from tests.integration.test_edge_security import FACTORY, bearer, security, user_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -346,7 +346,7 @@ class TestTokenIds:
                 tenant="acme", subject=types_pb2.Entity(), subject_token=user_token(**claims),
                 action="invoke", resource=tool(resource),
             ),
-            metadata=CALLER,
+            metadata=bearer(FACTORY.token(scope="authz:check")),  # fresh: a module-level one expires
         )
 
     @pytest.mark.parametrize("sub", ["b\u200bob", "b\u043eb", "\uff42ob", "bob\u202e", "b\u00adob"])

@@ -60,6 +60,9 @@ def test_regex_patterns_fold_outside_escapes() -> None:
     [
         ("r.sub == 'Root' || g(r.sub, p.sub, r.dom)", "model.conf"),
         ("keyMatch(r.obj, 'tool:Admin*') && r.act == p.act", "model.conf"),
+        ("r.obj in ('tool:a', 'tool:Payments') && r.act == p.act", "model.conf"),
+        ("r.obj.startswith('tool:Pay') && r.act == p.act", "model.conf"),
+        ("regexMatch(r.sub, '^Admin$') && r.act == p.act", "model.conf"),
     ],
 )
 def test_unfolded_literal_compared_with_an_id_is_refused(matcher: str, where: str) -> None:
@@ -68,6 +71,12 @@ def test_unfolded_literal_compared_with_an_id_is_refused(matcher: str, where: st
     with pytest.raises(BundleError) as caught:
         fold_rules(model, "p, a, *, tool:x, invoke, True, allow\n")
     assert caught.value.problems[0].file == where and "casefold" not in str(caught.value).split(":")[0]
+
+
+def test_folded_literals_and_pattern_escapes_are_accepted() -> None:
+    """Literals already folded, and a regex literal whose only capitals are escapes (\\D), are accepted."""
+    model = MODEL.replace(MODEL.splitlines()[-1], r"m = regexMatch(r.obj, '^tool:\D+$') && r.sub == 'root' && r.act == p.act")
+    assert fold_rules(model, "p, a, *, tool:x, Invoke, True, allow\n") == "p, a, *, tool:x, invoke, True, allow\n"
 
 
 def test_unfolded_literal_in_a_condition_is_refused_with_its_line() -> None:
