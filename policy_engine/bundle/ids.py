@@ -27,6 +27,7 @@ that folding changes.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -190,9 +191,11 @@ def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
                         as_id[place] = as_id.get(place, 0) + 1
                         if position == pattern_at:
                             plan.patterns.setdefault(place[0], set()).add(place[1])
-                    elif isinstance(operand, ast.Constant) and isinstance(operand.value, str):
-                        if _folded(operand.value, position == pattern_at) != operand.value:
-                            problems.append(Problem(_MODEL_FILE, _literal_message(operand.value)))
+                    elif (
+                        isinstance(operand, ast.Constant) and isinstance(operand.value, str)
+                        and _folded(operand.value, position == pattern_at) != operand.value
+                    ):
+                        problems.append(Problem(_MODEL_FILE, _literal_message(operand.value)))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "eval":
                 for argument in node.args:
                     if isinstance(argument, ast.Name) and argument.id in index_of:
@@ -209,7 +212,7 @@ def _compared_groups(node: ast.AST, role_functions: frozenset[str]) -> Iterable[
     """Operands compared with one another by `node`, with the position of a regex pattern (-1)."""
     if isinstance(node, ast.Compare):
         operands = [node.left, *node.comparators]
-        for (left, right), op in zip(zip(operands, operands[1:], strict=False), node.ops, strict=False):
+        for (left, right), op in zip(itertools.pairwise(operands), node.ops, strict=False):
             if isinstance(op, (ast.Eq, ast.NotEq)):
                 yield [left, right], -1
             elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):

@@ -41,7 +41,7 @@ from policy_engine.audit import (
     RoomLine,
 )
 from policy_engine.auth.subjects import SubjectTokenResolver
-from policy_engine.bundle.ids import fold_action, fold_id, fold_party, fold_resource
+from policy_engine.bundle.ids import fold_id, fold_resource
 from policy_engine.bundle.schema import CASEFOLD
 from policy_engine.engine import MatchedRule
 from policy_engine.errors import InvalidRequestError
@@ -54,6 +54,8 @@ from policy_engine.service.threats import ThreatMonitor
 from policy_engine.service.validation import (
     canonical_action,
     canonical_attributes,
+    canonical_ids,
+    canonical_parties,
     item_types_can_fail,
     validate_action,
     validate_item,
@@ -266,7 +268,7 @@ class DecisionService:
         bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         if decided is None:
             validate_types(action, policy.schema)
-            action = _canonical(policy, action)
+            action = canonical_action(action, policy.schema)
             _refuse_role_names(policy, action.subject, action.actor)
             decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
                 action.action, action.resource, action.context
@@ -440,7 +442,7 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        principal = _folded_principal(policy, principal)
+        principal = canonical_ids(principal, policy.schema)
         _refuse_role_names(policy, principal.subject, principal.actor)
         batch = _Batch(self, policy, principal, request.request_id, request.explain)
         results = tuple(batch.decide_all(request.items, "items"))
@@ -457,7 +459,7 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        principal = _folded_principal(policy, principal)
+        principal = canonical_ids(principal, policy.schema)
         _refuse_role_names(policy, principal.subject, principal.actor)
         action = fold_id(request.action) if _folds(policy) else request.action
         context = canonical_attributes(policy.schema, "context", request.context, "context")
@@ -484,7 +486,7 @@ class DecisionService:
         except InvalidRequestError as exc:  # only the kind is left to fail: name it as the API does
             raise InvalidRequestError("kind", exc.message) from None
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        principal = _folded_principal(policy, request.principal)
+        principal = canonical_ids(request.principal, policy.schema)
         _refuse_role_names(policy, principal.subject, principal.actor)
         listing = list_allowed(
             policy.engine,
@@ -546,7 +548,7 @@ class _Batch:
         self._party_error: InvalidRequestError | None = None
         try:
             validate_party_types(policy.schema, principal.subject, principal.actor)
-            canonical = _canonical_parties(policy, principal)
+            canonical = canonical_parties(principal, policy.schema)
         except InvalidRequestError as exc:
             self._party_error = exc
         else:
@@ -780,41 +782,6 @@ def _names_key(tenant: str, subject: str, action: str, kind: str, resource_id: s
 
 def _folds(policy: LoadedPolicy) -> bool:
     return policy.schema.id_compare == CASEFOLD
-
-
-def _canonical(policy: LoadedPolicy, action: Action) -> Action:
-    """The action as the policy compares it: ids folded when the set declares so (the default),
-    IP-typed attributes in canonical form. The same object when it is canonical already."""
-    if _folds(policy):
-        action = fold_action(action)
-    return canonical_action(action, policy.schema)
-
-
-def _folded_principal(policy: LoadedPolicy, principal: Principal) -> Principal:
-    if not _folds(policy):
-        return principal
-    tenant = fold_id(principal.tenant)
-    subject = fold_party(principal.subject)
-    actor = fold_party(principal.actor) if principal.actor is not None else None
-    if tenant == principal.tenant and subject is principal.subject and actor is principal.actor:
-        return principal
-    return principal._replace(tenant=tenant, subject=subject, actor=actor)
-
-
-def _canonical_parties(policy: LoadedPolicy, principal: Principal) -> Principal:
-    """The principal with its parties' IP-typed attributes in canonical form."""
-    schema = policy.schema
-    subject, actor = principal.subject, principal.actor
-    subject_attributes = canonical_attributes(schema, "subject", subject.attributes, "subject.attributes")
-    actor_attributes = (
-        canonical_attributes(schema, "actor", actor.attributes, "actor.attributes") if actor is not None else None
-    )
-    if subject_attributes is subject.attributes and (actor is None or actor_attributes is actor.attributes):
-        return principal
-    return principal._replace(
-        subject=subject._replace(attributes=subject_attributes),
-        actor=actor._replace(attributes=actor_attributes) if actor is not None else None,
-    )
 
 
 def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:

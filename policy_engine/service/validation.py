@@ -21,16 +21,19 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party, ResourceRef
-from policy_engine.bundle.schema import AttributeSchema, AttributeType, canonical_ip
+from policy_engine.bundle.ids import fold_action, fold_party
+from policy_engine.bundle.schema import CASEFOLD, AttributeSchema, AttributeType, canonical_ip
 from policy_engine.errors import InvalidRequestError
 
 __all__ = [
     "canonical_action",
     "canonical_attributes",
+    "canonical_ids",
+    "canonical_parties",
     "item_types_can_fail",
     "validate_action",
     "validate_item",
@@ -215,27 +218,57 @@ def _value(field: str, value: Any, depth: int) -> None:
 
 
 def canonical_action(action: Action, schema: AttributeSchema) -> Action:
-    """`action` with its IP-typed attributes in canonical form (the same object when they are);
-    InvalidRequestError names an IP-typed attribute that holds no IP address."""
-    subject, actor, resource = action.subject, action.actor, action.resource
+    """The action as the policy set compares it: ids folded when it declares so (the default,
+    see policy_engine.bundle.ids), IP-typed attributes in canonical form. The same object when
+    it is canonical already; InvalidRequestError names an IP-typed attribute that holds no
+    IP address."""
+    if schema.id_compare == CASEFOLD:
+        action = fold_action(action)
+    parties = canonical_parties(action, schema)
+    resource = action.resource
+    resource_attributes = canonical_attributes(schema, "resource", resource.attributes, "resource.attributes")
+    context = canonical_attributes(schema, "context", action.context, "context")
+    if resource_attributes is resource.attributes and context is action.context:
+        return parties
+    return parties._replace(resource=resource._replace(attributes=resource_attributes), context=context)
+
+
+class _Parties(Protocol):
+    tenant: str
+    subject: Party
+    actor: Party | None
+
+    def _replace(self, **changes: Any) -> Self: ...
+
+
+_P = TypeVar("_P", bound=_Parties)
+
+
+def canonical_ids(parties: _P, schema: AttributeSchema) -> _P:
+    """`parties` (an Action or what a batch's items share) with tenant, subject and actor ids
+    folded when the set compares ids case-insensitively; the same object when nothing changes."""
+    if schema.id_compare != CASEFOLD:
+        return parties
+    tenant = parties.tenant.casefold()
+    subject = fold_party(parties.subject)
+    actor = fold_party(parties.actor) if parties.actor is not None else None
+    if tenant == parties.tenant and subject is parties.subject and actor is parties.actor:
+        return parties
+    return parties._replace(tenant=tenant, subject=subject, actor=actor)
+
+
+def canonical_parties(parties: _P, schema: AttributeSchema) -> _P:
+    """`parties` with the subject's and actor's IP-typed attributes in canonical form."""
+    subject, actor = parties.subject, parties.actor
     subject_attributes = canonical_attributes(schema, "subject", subject.attributes, "subject.attributes")
     actor_attributes = (
         canonical_attributes(schema, "actor", actor.attributes, "actor.attributes") if actor is not None else None
     )
-    resource_attributes = canonical_attributes(schema, "resource", resource.attributes, "resource.attributes")
-    context = canonical_attributes(schema, "context", action.context, "context")
-    if (
-        subject_attributes is subject.attributes
-        and (actor is None or actor_attributes is actor.attributes)
-        and resource_attributes is resource.attributes
-        and context is action.context
-    ):
-        return action
-    return action._replace(
+    if subject_attributes is subject.attributes and (actor is None or actor_attributes is actor.attributes):
+        return parties
+    return parties._replace(
         subject=subject._replace(attributes=subject_attributes),
         actor=actor._replace(attributes=actor_attributes) if actor is not None else None,
-        resource=resource._replace(attributes=resource_attributes),
-        context=context,
     )
 
 
