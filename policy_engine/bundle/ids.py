@@ -58,23 +58,34 @@ def folds_ids(schema_text: str) -> bool:
 
 
 def fold_id(value: str) -> str:
-    return value.casefold()
+    """`value.casefold()`, remembered: requests repeat the same few ids (bounded; forgetting
+    one only means folding it again)."""
+    folded = _FOLDED.get(value)
+    if folded is None:
+        if len(_FOLDED) >= _FOLDED_LIMIT:
+            _FOLDED.clear()
+        folded = _FOLDED[value] = value.casefold()
+    return folded
+
+
+_FOLDED: dict[str, str] = {}
+_FOLDED_LIMIT = 65_536
 
 
 def fold_party(party: Party) -> Party:
     """`party` with its id folded (the same object when it is folded already)."""
-    folded = party.id.casefold()
-    return party if folded == party.id else party._replace(id=folded)
+    folded = fold_id(party.id)
+    return party if folded == party.id else Party(folded, party.attributes)
 
 
 def fold_resource(resource: ResourceRef) -> ResourceRef:
-    folded = resource.id.casefold()
-    return resource if folded == resource.id else resource._replace(id=folded)
+    folded = fold_id(resource.id)
+    return resource if folded == resource.id else ResourceRef(resource.kind, folded, resource.attributes)
 
 
 def fold_action(action: Action) -> Action:
     """`action` with its ids folded (the same object when they are folded already)."""
-    tenant, name = action.tenant.casefold(), action.action.casefold()
+    tenant, name = fold_id(action.tenant), fold_id(action.action)
     subject = fold_party(action.subject)
     actor = fold_party(action.actor) if action.actor is not None else None
     resource = fold_resource(action.resource)

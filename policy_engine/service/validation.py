@@ -25,7 +25,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from policy_engine import limits
 from policy_engine.actions import Action, Party, ResourceRef
-from policy_engine.bundle.ids import fold_action, fold_party
+from policy_engine.bundle.ids import fold_action, fold_id, fold_party
 from policy_engine.bundle.schema import CASEFOLD, AttributeSchema, AttributeType, canonical_ip
 from policy_engine.errors import InvalidRequestError
 
@@ -249,7 +249,7 @@ def canonical_ids(parties: _P, schema: AttributeSchema) -> _P:
     folded when the set compares ids case-insensitively; the same object when nothing changes."""
     if schema.id_compare != CASEFOLD:
         return parties
-    tenant = parties.tenant.casefold()
+    tenant = fold_id(parties.tenant)
     subject = fold_party(parties.subject)
     actor = fold_party(parties.actor) if parties.actor is not None else None
     if tenant == parties.tenant and subject is parties.subject and actor is parties.actor:
