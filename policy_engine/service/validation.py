@@ -10,7 +10,8 @@ code points), nothing that NFKC normalisation changes (fullwidth or
 compatibility forms), no non-ASCII punctuation or symbols (a `∕` that passes
 for `/`), and letters of one script (Latin with Han, Hiragana, Katakana,
 Bopomofo or Hangul is allowed, as Unicode's "highly restrictive" level does;
-Latin mixed with Cyrillic or Greek is not). A resource kind is a lowercase
+Latin mixed with Cyrillic or Greek is not), and not only letters that are
+drawn like Latin ones (Cyrillic `рау` for `pay`). A resource kind is a lowercase
 identifier. IP-typed attributes are rewritten to their canonical spelling
 (`canonical_attributes`).
 """
@@ -150,6 +151,9 @@ def _unicode_id(field: str, value: str) -> None:
         scripts.add("LATIN")
     if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_MIXES):
         raise InvalidRequestError(field, f"mixes letters of scripts {', '.join(sorted(scripts))}")
+    if scripts and "LATIN" not in scripts and all(c in _LATIN_LOOKALIKES for c in value if c.isalpha()):
+        # Whole-script confusable: "рау" in Cyrillic reads as "pay".
+        raise InvalidRequestError(field, f"is written only in {scripts.pop()} letters that look like Latin ones")
 
 
 # Default_Ignorable_Code_Point (Unicode DerivedCoreProperties) outside categories C and Z:
@@ -157,6 +161,14 @@ def _unicode_id(field: str, value: str) -> None:
 _IGNORABLE_RANGES = (
     (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
     (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+# Cyrillic, Greek and Armenian letters that are drawn like Latin ones (from Unicode's confusables).
+_LATIN_LOOKALIKES = frozenset(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0455\u0456\u0458\u04bb\u04cf\u0501\u051b\u051d"  # а е о р с у х ѕ і ј һ ӏ ԁ ԛ ԝ
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0406\u0408\u0405"  # А В Е К М Н О Р С Т Х У І Ј Ѕ
+    "\u03bf\u03b1\u03b9\u03bd\u03c1\u03c5\u03ba"  # ο α ι ν ρ υ κ
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"  # Α Β Ε Ζ Η Ι Κ Μ Ν Ο Ρ Τ Υ Χ
+    "\u0585\u057d\u0570\u0578\u054f"  # օ ս հ ո Տ
 )
 # Scripts that may be mixed in one id (UTS #39, "highly restrictive").
 _SCRIPT_MIXES = (

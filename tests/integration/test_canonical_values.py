@@ -47,6 +47,7 @@ p, user, *, tool:web_search, invoke, deny
 p, user, *, tool:payments_transfer, invoke, deny
 p, user, *, tool:deleteRepo, invoke, deny
 p, user, *, tool:getweather_admin, invoke, deny
+p, user, *, tool:copy, invoke, deny
 """
 TOOLS_TESTS = """\
 tests:
@@ -253,6 +254,12 @@ class TestConfusables:
             candidates=[tool(spelling)],
         ))
         assert not filtered.allowed and filtered.denied[0].error.startswith("candidates[0].id:")
+
+    @pytest.mark.parametrize("spelling", ["\u0441\u043e\u0440\u0443", "\u0421\u041e\u0420\u0423", "\u03bf\u03bd", "\u0441\u043e\u0440\u0443_2"])
+    def test_whole_script_lookalike_is_refused(self, stub, spelling: str) -> None:  # type: ignore[no-untyped-def]
+        """An id written only in Cyrillic or Greek letters drawn like Latin ones (сору for copy) is refused."""
+        assert invalid_field(check, stub, spelling) == "resource.id"
+        assert not check(stub, "copy").allowed
 
     @pytest.mark.parametrize("spelling", confusable_variants("alice")[:12])
     def test_confusable_subject_and_actor_are_refused(self, stub, spelling: str) -> None:  # type: ignore[no-untyped-def]

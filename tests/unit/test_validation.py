@@ -83,6 +83,14 @@ def test_confusable_or_invisible_id_is_refused(field: str, inserted: str) -> Non
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize("value", ["\u0440\u0430\u0443", "\u0441\u043e\u0440\u0443", "\u0420\u0410\u0423_2", "\u03bf\u03bd", "\u0585\u057d"])
+def test_whole_script_lookalike_is_refused(value: str) -> None:
+    """An id written only in non-Latin letters that are drawn like Latin ones is refused."""
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_action(make(resource=ResourceRef("tool", value)))
+    assert caught.value.field == "resource.id"
+
+
 @pytest.mark.parametrize(
     "value",
     ["getWeather", "Web_Search", "caf\u00e9", "\u043f\u043e\u0438\u0441\u043a", "\u691c\u7d22tool",
