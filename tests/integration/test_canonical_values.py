@@ -204,8 +204,7 @@ class TestCase:
             assert invalid_field(check, stub, "getWeather", subject=name) == "subject.id"
 
     def test_filter_tools_offers_mcp_names_as_given(self, server) -> None:  # type: ignore[no-untyped-def]
-        """filter_tools keeps getWeather (the caller's own dict and spelling) and drops every
-        denied or confusable spelling."""
+        """filter_tools offers getWeather (the caller's own dict) and drops denied or confusable names."""
         names = ["getWeather", "SearchDocs", "Web_Search", "deleteRepo", "get\u200bWeather", "s\u0435archDocs"]
         tools = [{"type": "function", "function": {"name": name}} for name in names]
         with SyncClient(server.target) as client:
@@ -241,8 +240,7 @@ class TestCase:
 class TestConfusables:
     @pytest.mark.parametrize("spelling", confusable_variants("payments_transfer") + confusable_variants("web_search"))
     def test_confusable_resource_id_is_refused_everywhere(self, stub, spelling: str) -> None:  # type: ignore[no-untyped-def]
-        """A look-alike of a denied tool never reaches tool:*: refused by Check (naming resource.id),
-        an item error in BatchCheck, a denial with an error in FilterAllowed."""
+        """A look-alike of a denied tool never reaches tool:*, in Check, BatchCheck or FilterAllowed."""
         assert invalid_field(check, stub, spelling) == "resource.id"
         batch = stub.BatchCheck(authorization_pb2.BatchCheckRequest(
             policy_set="tools", tenant="acme", subject=types_pb2.Entity(id="carol"),
@@ -305,8 +303,7 @@ DENIED_ADDRESSES = [
 class TestAddresses:
     @pytest.mark.parametrize("address", DENIED_ADDRESSES)
     def test_every_spelling_of_a_denied_address_is_denied(self, stub, address: str) -> None:  # type: ignore[no-untyped-def]
-        """context.ip (a well-known address field) is canonical before ipMatch: no spelling of an
-        address in 10.0.0.0/8, fe80::/10 or 2001:db8::/32 gets past their denies."""
+        """No spelling of an address in 10.0.0.0/8, fe80::/10 or 2001:db8::/32 gets past their denies."""
         assert not check(stub, "x", subject="alice", policy_set="net", tenant="t", context=ctx(ip=address)).allowed
 
     @pytest.mark.parametrize("address", DENIED_ADDRESSES)

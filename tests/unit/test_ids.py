@@ -89,8 +89,7 @@ def test_unfolded_literal_in_a_condition_is_refused_with_its_line() -> None:
 
 
 def test_field_compared_with_an_id_and_an_attribute_must_be_folded_already() -> None:
-    """p.owner compared with r.sub and with r.obj.team: an upper-case value is refused (folding
-    it would break the attribute comparison); a lowercase one is accepted."""
+    """A field compared with an id and with an attribute is refused unless already folded."""
     model = MODEL.replace(
         MODEL.splitlines()[-1], "m = r.sub == p.sub && (r.obj.team == p.sub || r.act == p.act) && eval(p.cond)"
     )
