@@ -1,4 +1,5 @@
-"""How a policy set compares ids: case-folded (the default) or exactly as given.
+"""How a policy set compares ids: case-folded (the default) or exactly as given; and ipMatch
+networks written so that canonical addresses match them.
 
 A bundle declares it in schema.yaml, `ids: {compare: casefold}` or
 `ids: {compare: exact}`. With casefold, `getWeather`, `GetWeather` and
@@ -15,6 +16,11 @@ a policy field that the matcher compares with a request id
 `regexMatch(r.obj, p.obj)`, ...). A regexMatch pattern is folded outside its
 escapes (`\\D` stays `\\D`). Other fields (conditions, effects, values
 compared with attributes) are kept as written, and so are attributes.
+
+Whatever the comparison, a rule value that ipMatch reads as a network is written
+as canonical addresses need it: requests carry IP addresses in canonical form
+(`::ffff:10.0.0.5` is `10.0.0.5`), so an IPv4-mapped or -compatible network in
+a rule becomes its IPv4 network (`::ffff:10.0.0.0/104` is `10.0.0.0/8`).
 
 Where folding cannot be exact, the bundle is refused with file and line
 (write the value in lowercase, or declare `ids: {compare: exact}`): a string
@@ -34,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from policy_engine.actions import Action, Party, ResourceRef
-from policy_engine.bundle.schema import CASEFOLD, id_comparison
+from policy_engine.bundle.schema import CASEFOLD, canonical_network, id_comparison
 from policy_engine.engine.model import Model, parse_model
 from policy_engine.engine.rules import split_rule_line
 from policy_engine.errors import BundleError, ModelError, Problem
@@ -98,22 +104,24 @@ def fold_action(action: Action) -> Action:
 
 
 def fold_rules(model_text: str, policy_text: str, schema_text: str = "") -> str:
-    """The policy text with its id fields folded, line for line (unchanged when the set compares
-    ids exactly); BundleError names what cannot be folded exactly."""
-    if not folds_ids(schema_text):
-        return policy_text
+    """The policy text with its id fields folded (unless the set compares ids exactly) and its
+    ipMatch networks canonical, line for line; BundleError names what cannot be made exact."""
     try:
         model = parse_model(model_text)
     except ModelError:
         return policy_text  # compiling reports it
-    plan, problems = _plan(model)
+    folding = folds_ids(schema_text)
+    plan, problems = _plan(model, folding)
+    if not folding and not plan.networks and not problems:
+        return policy_text
     lines = policy_text.split("\n")
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line[0] == "#":
             continue
-        if "'" not in line and '"' not in line and line.casefold() == line:
-            continue  # nothing to fold, and no literal to check
+        stable = not folding or ("'" not in line and '"' not in line and line.casefold() == line)
+        if stable and (not plan.networks or ":" not in line):
+            continue  # nothing to fold, no literal to check, no IPv6 network to rewrite
         try:
             fields = split_rule_line(line)
         except ValueError:
@@ -130,7 +138,9 @@ def fold_rules(model_text: str, policy_text: str, schema_text: str = "") -> str:
 class _Plan:
     """What to fold in each rule type: field indexes (after the type), per rule type."""
 
+    folding: bool = True
     roles: dict[str, int] = field(default_factory=dict)
+    networks: dict[str, set[int]] = field(default_factory=dict)  # ipMatch's second argument
     ids: dict[str, set[int]] = field(default_factory=dict)
     patterns: dict[str, set[int]] = field(default_factory=dict)
     shared: dict[str, set[int]] = field(default_factory=dict)  # ids also compared otherwise
@@ -142,6 +152,12 @@ class _Plan:
         """The folded fields of one rule line, or None when nothing changes."""
         ptype, values = fields[0], fields[1:]
         changed = False
+        for index in self.networks.get(ptype, ()):
+            if index < len(values) and canonical_network(values[index]) != values[index]:
+                values[index] = canonical_network(values[index])
+                changed = True
+        if not self.folding:
+            return [ptype, *values] if changed else None
         if ptype in self.roles:
             indexes: Iterable[int] = range(min(self.roles[ptype], len(values)))
         else:
@@ -179,8 +195,8 @@ class _Plan:
         return found
 
 
-def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
-    plan = _Plan(roles={key: role.field_count for key, role in model.roles.items()}, tokens=model.policies)
+def _plan(model: Model, folding: bool) -> tuple[_Plan, list[Problem]]:
+    plan = _Plan(folding, roles={key: role.field_count for key, role in model.roles.items()}, tokens=model.policies)
     problems: list[Problem] = []
     index_of = {token: (ptype, i) for ptype, tokens in model.policies.items() for i, token in enumerate(tokens)}
     role_functions = frozenset(model.roles)
@@ -191,6 +207,9 @@ def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
         every: dict[tuple[str, int], int] = {}
         as_id: dict[tuple[str, int], int] = {}
         for node in ast.walk(tree):
+            _networks(node, index_of, plan, problems)
+            if not folding:
+                continue
             if isinstance(node, ast.Name) and node.id in index_of:
                 every[index_of[node.id]] = every.get(index_of[node.id], 0) + 1
             for group, pattern_at in _compared_groups(node, role_functions):
@@ -217,6 +236,29 @@ def _plan(model: Model) -> tuple[_Plan, list[Problem]]:
             if every.get(place, 0) > count:
                 plan.shared.setdefault(place[0], set()).add(place[1])
     return plan, problems
+
+
+def _networks(
+    node: ast.AST, index_of: Mapping[str, tuple[str, int]], plan: _Plan, problems: list[Problem]
+) -> None:
+    """Note the rule fields that ipMatch reads as networks; refuse a literal one that a
+    canonical address cannot match (`::ffff:10.0.0.0/104`: write `10.0.0.0/8`)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "ipMatch"):
+        return
+    if len(node.args) != 2:
+        return
+    network = node.args[1]
+    if isinstance(network, ast.Name) and network.id in index_of:
+        ptype, index = index_of[network.id]
+        plan.networks.setdefault(ptype, set()).add(index)
+    elif isinstance(network, ast.Constant) and isinstance(network.value, str):
+        canonical = canonical_network(network.value)
+        if canonical != network.value:
+            problems.append(Problem(
+                _MODEL_FILE,
+                f"ipMatch network {network.value!r} covers IPv4 addresses, which are decided in their "
+                f"IPv4 form: write {canonical!r}",
+            ))
 
 
 def _compared_groups(node: ast.AST, role_functions: frozenset[str]) -> Iterable[tuple[list[ast.expr], int]]:

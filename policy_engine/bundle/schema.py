@@ -48,6 +48,7 @@ __all__ = [
     "AttributeSchema",
     "AttributeType",
     "canonical_ip",
+    "canonical_network",
     "id_comparison",
     "infer_schema",
     "parse_schema",
@@ -272,6 +273,25 @@ def _literal_type(node: ast.expr) -> str | None:
         if isinstance(value, str):
             return "string"
     return None
+
+
+def canonical_network(value: str) -> str:
+    """A network (or address) as an ipMatch rule value, written so that it matches canonical
+    addresses (canonical_ip): an IPv4-mapped or IPv4-compatible network becomes the IPv4
+    network it covers (`::ffff:10.0.0.0/104` is `10.0.0.0/8`). Anything else is kept as written."""
+    try:
+        network = ipaddress.ip_network(value.split("%", 1)[0], strict=False)
+    except ValueError:
+        return value
+    if not isinstance(network, ipaddress.IPv6Network) or network.prefixlen < 96:
+        return value
+    packed = network.network_address.packed
+    mapped = packed[:12] == bytes(10) + b"\xff\xff"
+    compatible = packed[:12] == bytes(12) and int.from_bytes(packed[12:], "big") > 1
+    if not (mapped or compatible):
+        return value
+    ipv4 = ipaddress.IPv4Network((packed[12:], network.prefixlen - 96))
+    return str(ipv4) if "/" in value else str(ipv4.network_address)
 
 
 def _article(type_name: str) -> str:

@@ -77,6 +77,7 @@ p, alice, tool:*, invoke, ::/0, allow
 p, alice, tool:*, invoke, 10.0.0.0/8, deny
 p, alice, tool:*, invoke, fe80::/10, deny
 p, alice, tool:*, invoke, 2001:db8::/32, deny
+p, alice, tool:*, invoke, ::ffff:192.168.0.0/112, deny
 """
 NET_PEER_MODEL = NET_MODEL.replace("r.ctx.ip", "r.ctx.peer")
 NET_PEER_SCHEMA = "context:\n  peer: {type: ip}\n"
@@ -297,13 +298,15 @@ DENIED_ADDRESSES = [
     "10.0.0.5", "::ffff:10.0.0.5", "::FFFF:10.0.0.5", "::ffff:a00:5", "0:0:0:0:0:ffff:10.0.0.5",
     "0000:0000:0000:0000:0000:ffff:0a00:0005", "::10.0.0.5", "::a00:5", "0:0:0:0:0:0:10.255.1.1",
     "fe80::1%eth0", "FE80::1", "fe80:0:0:0:0:0:0:1%25", "2001:DB8::1", "2001:0db8:0000:0000:0000:0000:0000:0001",
+    # denied by a rule written IPv4-mapped (::ffff:192.168.0.0/112)
+    "192.168.0.9", "::ffff:192.168.0.9", "::ffff:c0a8:9",
 ]
 
 
 class TestAddresses:
     @pytest.mark.parametrize("address", DENIED_ADDRESSES)
     def test_every_spelling_of_a_denied_address_is_denied(self, stub, address: str) -> None:  # type: ignore[no-untyped-def]
-        """No spelling of an address in 10.0.0.0/8, fe80::/10 or 2001:db8::/32 gets past their denies."""
+        """No spelling of an address in a denied network gets past its deny, however the rule spells it."""
         assert not check(stub, "x", subject="alice", policy_set="net", tenant="t", context=ctx(ip=address)).allowed
 
     @pytest.mark.parametrize("address", DENIED_ADDRESSES)

@@ -152,3 +152,34 @@ def test_folded_engine_matches_folded_requests() -> None:
     engine = compile_bundle(Bundle("s", MODEL, "g, Ann, staff, acme\np, staff, *, tool:getWeather, invoke, True, allow\n"))
     assert decide_action(engine, fold_action(action("tool:GETWEATHER"))).allowed
     assert not decide_action(engine, action("tool:getWeather")).allowed
+
+
+IP_MODEL = """\
+[request_definition]
+r = sub, obj, act, ctx
+
+[policy_definition]
+p = sub, obj, act, net, eft
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = r.sub == p.sub && r.obj == p.obj && r.act == p.act && ipMatch(r.ctx.ip, p.net)
+"""
+
+
+@pytest.mark.parametrize("schema", ["", "ids: {compare: exact}\n"])
+def test_ipv4_mapped_networks_in_rules_become_ipv4(schema: str) -> None:
+    """A rule network written IPv4-mapped or -compatible matches the canonical (IPv4) address, in either id mode."""
+    text = "p, a, t, x, ::ffff:10.0.0.0/104, deny\np, a, t, x, ::10.1.0.0/112, deny\np, a, t, x, ::/0, allow\n"
+    folded = fold_rules(IP_MODEL, text, schema).splitlines()
+    assert folded == ["p, a, t, x, 10.0.0.0/8, deny", "p, a, t, x, 10.1.0.0/16, deny", "p, a, t, x, ::/0, allow"]
+
+
+def test_ipv4_mapped_network_literal_in_the_matcher_is_refused() -> None:
+    """A mapped network written in the matcher could never match a canonical address: refused, naming the fix."""
+    model = IP_MODEL.replace("ipMatch(r.ctx.ip, p.net)", "!ipMatch(r.ctx.ip, '::ffff:10.0.0.0/104')")
+    with pytest.raises(BundleError) as caught:
+        fold_rules(model, "p, a, t, x, ::/0, allow\n", "ids: {compare: exact}\n")
+    assert caught.value.problems[0].file == "model.conf" and "'10.0.0.0/8'" in caught.value.problems[0].message
