@@ -77,7 +77,8 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-CALLER = bearer(FACTORY.token(scope="authz:check"))
+# Made at import (collection): valid for an hour, so a slow suite does not outlive it.
+CALLER = bearer(FACTORY.token(scope="authz:check", exp=int(time.time()) + 3600))
 
 
 def check_request(**overrides: object) -> authorization_pb2.CheckRequest:
