@@ -45,6 +45,7 @@ from policy_engine.engine.effects import Effect
 from policy_engine.engine.functions import (
     NONDETERMINISTIC_FUNCTIONS,
     PATTERN_FUNCTIONS,
+    collapse_slashes,
     literal_prefix,
     pattern_is_valid,
 )
@@ -74,6 +75,18 @@ _CONTAINER_TYPES = frozenset({list, tuple, set, frozenset})
 _SAFE_COMPARE = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
 _PLACEHOLDER = "_pe_eval_{}_"
 _DECISION_MEMO = 65536  # decisions (allowed, rule) kept for reuse: they are immutable
+
+
+def _before_query(key: str) -> str:
+    cut = key.find("?")
+    return key if cut == -1 else key[:cut]
+
+
+# keyMatch5 ignores a `?query`; globMatch (wcmatch) reads runs of `/` as one.
+_KEY_FORMS: dict[str, Callable[[str], str]] = {
+    "keyMatch5": _before_query,
+    "globMatch": collapse_slashes,
+}
 
 
 def is_simple(value: Any, depth: int = 0) -> bool:
@@ -399,7 +412,7 @@ class CompiledMatcher:
                 plan.steps.append((1, dim.key, domain_key, graph.names_reaching))
         for dim in plan.patterns:
             plan.steps.append(
-                (2, dim.key, dim.kind == "keymatch", dim.function == "keyMatch5", dim.lengths,
+                (2, dim.key, dim.kind == "keymatch", _KEY_FORMS.get(dim.function), dim.lengths,
                  dim.prefixes)
             )  # fmt: skip
 
@@ -673,10 +686,8 @@ class CompiledMatcher:
                 choices.append(step[3](kv[step[1]], "" if domain_key is None else str(kv[domain_key])))
             else:
                 key = kv[step[1]]
-                if step[3]:  # keyMatch5 ignores a ?query
-                    cut = key.find("?")
-                    if cut != -1:
-                        key = key[:cut]
+                if step[3] is not None:  # the key as the pattern function compares it
+                    key = step[3](key)
                 options: list[Any] = [key] if step[2] else []
                 size = len(key)
                 prefixes = step[5]
@@ -714,7 +725,7 @@ class CompiledMatcher:
         variant_of = self._variant_of
         stop_allow = self.effect.stop_on_allow
         stop_deny = self.effect.stop_on_deny
-        first_allow = first_deny = stopped = None
+        first_allow = first_deny = last = None
         fn = None
         interpreted = False
         if variant_of is None:
@@ -757,20 +768,19 @@ class CompiledMatcher:
                     continue
             elif not isinstance(result, bool):
                 raise EvaluationError("matcher result should be bool, int or float")
+            last = i
             effect = "allow" if eft is None else pv[eft]
             if effect == "allow":
                 if first_allow is None:
                     first_allow = i
                     if stop_allow:
-                        stopped = i
                         break
             elif effect == "deny":
                 if first_deny is None:
                     first_deny = i
                     if stop_deny:
-                        stopped = i
                         break
-        return self._conclude(first_allow, first_deny, stopped)
+        return self._conclude(first_allow, first_deny, last)
 
     def _interpret_one(self, rv: tuple[Any, ...], i: int) -> Any:
         variant = self._variants[self._variant_of[i] if self._variant_of is not None else 0]
@@ -786,7 +796,7 @@ class CompiledMatcher:
         base = dict(zip(self.request_tokens, rv, strict=True))
         per_rule = self._variant_of is not None
         interpreter = self._interpreters.get()
-        first_allow = first_deny = stopped = None
+        first_allow = first_deny = last = None
         for i in candidates:
             pv = values[i]
             variant = self._variants[self._variant_of[i] if per_rule else 0]  # type: ignore[index]
@@ -804,31 +814,24 @@ class CompiledMatcher:
                     continue
             else:
                 raise EvaluationError("matcher result should be bool, int or float")
+            last = i
             effect = "allow" if eft is None else names.get(f"{self.ptype}_eft")
             if effect == "allow":
                 if first_allow is None:
                     first_allow = i
                     if self.effect.stop_on_allow:
-                        stopped = i
                         break
             elif effect == "deny":
                 if first_deny is None:
                     first_deny = i
                     if self.effect.stop_on_deny:
-                        stopped = i
                         break
-        return self._conclude(first_allow, first_deny, stopped)
+        return self._conclude(first_allow, first_deny, last)
 
-    def _conclude(self, first_allow: int | None, first_deny: int | None, stopped: int | None) -> Decision:
+    def _conclude(self, first_allow: int | None, first_deny: int | None, shown: int | None) -> Decision:
+        """The decision, with pycasbin's explanation: the last rule that matched before the
+        effect stopped the scan (whatever its effect), or none."""
         allowed = self.effect.final(first_allow is not None, first_deny is not None)
-        if stopped is not None:
-            shown = stopped
-        elif allowed and self.effect.reports_first_allow:
-            shown = first_allow
-        elif not allowed:
-            shown = first_deny
-        else:
-            shown = None
         if shown is None:
             return self._no_match if allowed == self._no_match.allowed else Decision(allowed=allowed)
         decision = self._decisions.get((allowed, shown))
