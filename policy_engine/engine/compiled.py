@@ -227,6 +227,13 @@ class CompiledMatcher:
         self.cacheable = True
         self._no_match = Decision(allowed=effect.final(False, False))
         self._decisions: dict[tuple[bool, int], Decision] = {}
+        # pycasbin checks a rule's size when its scan reaches it: rules from the first misfit
+        # on are never evaluated, and a scan that gets there fails.
+        self._misfit = next(
+            (i for i, v in enumerate(self._values) if len(v) != len(self.rule_tokens)), None
+        )
+        if self._misfit is not None:
+            self._values = self._values[: self._misfit]
         self._build(matcher_text)
 
     # ---------------------------------------------------------------- construction
@@ -257,7 +264,7 @@ class CompiledMatcher:
             template = self._build_eval_variants(text)
             if self._always_raises is not None or template is None:
                 return
-        if not self._rules or template is None:
+        if not self._rules or template is None or self._misfit is not None:
             return
         try:
             self._plan = self._analyse(template)
@@ -711,7 +718,7 @@ class CompiledMatcher:
         return self._scan(rv, candidates, tail, residual=True)
 
     def _decide_linear(self, rv: tuple[Any, ...], simple: bool) -> Decision:
-        everything = range(len(self._rules))
+        everything = range(len(self._values))
         if simple and all(v.full is not None for v in self._variants):
             return self._scan(rv, everything, None, residual=False)
         return self._scan_interpreted(rv, everything)
@@ -780,6 +787,8 @@ class CompiledMatcher:
                     first_deny = i
                     if stop_deny:
                         break
+        else:
+            self._raise_at_misfit()
         return self._conclude(first_allow, first_deny, last)
 
     def _interpret_one(self, rv: tuple[Any, ...], i: int) -> Any:
@@ -826,7 +835,18 @@ class CompiledMatcher:
                     first_deny = i
                     if self.effect.stop_on_deny:
                         break
+        else:
+            self._raise_at_misfit()
         return self._conclude(first_allow, first_deny, last)
+
+    def _raise_at_misfit(self) -> None:
+        """A scan that did not stop reaches the first rule of the wrong size: pycasbin raises."""
+        if self._misfit is not None:
+            rule = self._rules[self._misfit]
+            raise RuntimeError(
+                f"invalid policy size: {rule.ptype} rule at line {rule.line} has "
+                f"{len(rule.values)} fields, its definition has {len(self.rule_tokens)}"
+            )
 
     def _conclude(self, first_allow: int | None, first_deny: int | None, shown: int | None) -> Decision:
         """The decision, with pycasbin's explanation: the last rule that matched before the

@@ -109,6 +109,12 @@ class Engine:
         return tuple(MatchedRule(rule.ptype, rule.values, rule.line) for rule in every)
 
     @cached_property
+    def misfits(self) -> tuple[MatchedRule, ...]:
+        """p* rules whose field count differs from their definition: loaded as pycasbin loads
+        them, and a decision whose scan reaches one fails ("invalid policy size")."""
+        return tuple(MatchedRule(r.ptype, r.values, r.line) for r in self._rules.misfits)
+
+    @cached_property
     def policy_tokens(self) -> dict[str, tuple[str, ...]]:
         """Field names of each policy type, without the prefix: {"p": ("sub", "obj", "act")}."""
         return {
