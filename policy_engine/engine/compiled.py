@@ -43,9 +43,10 @@ from typing import Any
 
 from policy_engine.engine.effects import Effect
 from policy_engine.engine.functions import (
+    BUILTIN_FUNCTIONS,
+    KEY_FORMS,
     NONDETERMINISTIC_FUNCTIONS,
     PATTERN_FUNCTIONS,
-    collapse_slashes,
     literal_prefix,
     pattern_is_valid,
 )
@@ -62,7 +63,7 @@ from policy_engine.engine.matcher import (
     rewrite_operators,
     substitute_evals,
 )
-from policy_engine.engine.roles import RoleGraph
+from policy_engine.engine.roles import ConditionalRoleGraph, RoleGraph
 from policy_engine.engine.rules import RuleSet
 from policy_engine.engine.types import Decision, Entity, MatchedRule
 from policy_engine.errors import EngineError, EvaluationError
@@ -75,18 +76,6 @@ _CONTAINER_TYPES = frozenset({list, tuple, set, frozenset})
 _SAFE_COMPARE = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
 _PLACEHOLDER = "_pe_eval_{}_"
 _DECISION_MEMO = 65536  # decisions (allowed, rule) kept for reuse: they are immutable
-
-
-def _before_query(key: str) -> str:
-    cut = key.find("?")
-    return key if cut == -1 else key[:cut]
-
-
-# keyMatch5 ignores a `?query`; globMatch (wcmatch) reads runs of `/` as one.
-_KEY_FORMS: dict[str, Callable[[str], str]] = {
-    "keyMatch5": _before_query,
-    "globMatch": collapse_slashes,
-}
 
 
 def is_simple(value: Any, depth: int = 0) -> bool:
@@ -205,9 +194,11 @@ class CompiledMatcher:
         matcher_text: str,
         rules: RuleSet,
         functions: Mapping[str, Callable[..., Any]],
-        graphs: Mapping[str, RoleGraph],
+        graphs: Mapping[str, Any],
         effect: Effect,
+        volatile: frozenset[str] = NONDETERMINISTIC_FUNCTIONS,
     ) -> None:
+        """`volatile`: functions whose answers may change between calls (no decision cache)."""
         self.ptype = ptype
         self.effect = effect
         self.request_tokens = tuple(request_tokens)
@@ -216,6 +207,9 @@ class CompiledMatcher:
         self._values = rules.values
         self._functions = functions
         self._graphs = graphs
+        self._volatile = volatile
+        # role graphs the index may use, and those that can raise (link conditions)
+        self._walked = {k for k, g in graphs.items() if isinstance(g, ConditionalRoleGraph)}
         self._interpreters = InterpreterPool(functions)
         self._request_names = {t: i for i, t in enumerate(request_tokens)}
         self._rule_names = {t: i for i, t in enumerate(rule_tokens)}
@@ -248,7 +242,7 @@ class CompiledMatcher:
             return
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-                if sub.func.id in NONDETERMINISTIC_FUNCTIONS:
+                if sub.func.id in self._volatile:
                     self.cacheable = False
 
     def _build(self, text: str) -> None:
@@ -352,6 +346,10 @@ class CompiledMatcher:
         refs = self._refs(node)
         return not refs.rule and not refs.placeholder
 
+    def _builtin(self, name: str) -> bool:
+        """Whether `name` is still the built-in function (add_function may replace it)."""
+        return name in BUILTIN_FUNCTIONS and self._functions.get(name) is BUILTIN_FUNCTIONS[name]
+
     def _rule_field(self, node: ast.expr) -> int | None:
         if isinstance(node, ast.Name) and node.id in self._rule_names:
             return self._rule_names[node.id]
@@ -375,7 +373,7 @@ class CompiledMatcher:
                 if position == last:
                     plan.tail_key = key
                 continue
-            if not refs.request and not (refs.calls & NONDETERMINISTIC_FUNCTIONS):
+            if not refs.request and not (refs.calls & self._volatile):
                 mask = self._static_mask(node)
                 if mask is not None:
                     plan.static_masks.append(mask)
@@ -400,8 +398,7 @@ class CompiledMatcher:
         self._prepare_steps(plan)
         return plan
 
-    @staticmethod
-    def _prepare_steps(plan: _Plan) -> None:
+    def _prepare_steps(self, plan: _Plan) -> None:
         if plan.key_names and all(i is not None for i in plan.key_names):
             positions = [i for i in plan.key_names if i is not None]
             if len(positions) == 1:
@@ -416,10 +413,14 @@ class CompiledMatcher:
                 graph = dim.graph
                 assert graph is not None
                 domain_key = dim.domain_key if graph.domain_aware else None
-                plan.steps.append((1, dim.key, domain_key, graph.names_reaching))
+                if graph.exact_closures:
+                    reaching = graph.names_reaching
+                else:  # pattern names: exact over the values the rules hold in this field
+                    reaching = graph.reaching(v[dim.rule_index] for v in self._values)
+                plan.steps.append((1, dim.key, domain_key, reaching))
         for dim in plan.patterns:
             plan.steps.append(
-                (2, dim.key, dim.kind == "keymatch", _KEY_FORMS.get(dim.function), dim.lengths,
+                (2, dim.key, dim.kind == "keymatch", KEY_FORMS.get(dim.function), dim.lengths,
                  dim.prefixes)
             )  # fmt: skip
 
@@ -461,7 +462,7 @@ class CompiledMatcher:
         at = self._rule_field(args[1])
         if at is None or not self._request_only(args[0]):
             return None
-        if name in self._graphs and len(args) <= 3:
+        if name in self._graphs and name not in self._walked and len(args) <= 3:
             domain_key = None
             if len(args) == 3:
                 if not self._request_only(args[2]):
@@ -470,6 +471,8 @@ class CompiledMatcher:
             key = self._key(args[0], string=True, plan=plan)
             return _Dimension("g", at, key, domain_key, self._graphs[name])
         if len(args) != 2:
+            return None
+        if not self._builtin(name):
             return None
         if name == "keyMatch":
             return _Dimension("keymatch", at, self._key(args[0], string=True, plan=plan))
@@ -519,8 +522,10 @@ class CompiledMatcher:
             name, args = node.func.id, node.args
             if any(isinstance(a, ast.Starred) for a in args):
                 return False
-            if name in self._graphs and 2 <= len(args) <= 3:
+            if name in self._graphs and name not in self._walked and 2 <= len(args) <= 3:
                 return all(self._strish(a, pending) for a in args)
+            if not self._builtin(name):
+                return False
             if name == "keyMatch" and len(args) == 2:
                 return all(self._strish(a, pending) for a in args)
             if name in PATTERN_FUNCTIONS and len(args) == 2:

@@ -25,6 +25,8 @@ import wcmatch.glob as _wcglob
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
+    "KEY_FORMS",
+    "builtin_name",
     "NONDETERMINISTIC_FUNCTIONS",
     "PATTERN_FUNCTIONS",
     "collapse_slashes",
@@ -279,6 +281,18 @@ def collapse_slashes(key: str) -> str:
     return _SLASH_RUN.sub("/", key) if "//" in key else key
 
 
+def _before_query(key: str) -> str:
+    cut = key.find("?")
+    return key if cut == -1 else key[:cut]
+
+
+KEY_FORMS: dict[str, Callable[[str], str]] = {
+    "keyMatch5": _before_query,  # keyMatch5 ignores a `?query`
+    "globMatch": collapse_slashes,  # wcmatch reads runs of `/` as one
+}
+"""The key as a pattern function compares it with `literal_prefix` (identity when absent)."""
+
+
 def pattern_is_valid(function: str, pattern: str) -> bool:
     """Whether `function(key, pattern)` answers without raising for every string key."""
     try:
@@ -299,3 +313,35 @@ def pattern_is_valid(function: str, pattern: str) -> bool:
     except Exception:  # noqa: BLE001 - any refusal means "not valid for the index"
         return False
     return True
+
+
+# pycasbin's own callables (casbin.util), recognised by module and name without importing it.
+_PYCASBIN_MODULE = "casbin.util.builtin_operators"
+_PYCASBIN_NAMES = {
+    "key_match": "keyMatch", "key_match_func": "keyMatch",
+    "key_match2": "keyMatch2", "key_match2_func": "keyMatch2",
+    "key_match3": "keyMatch3", "key_match3_func": "keyMatch3",
+    "key_match4": "keyMatch4", "key_match4_func": "keyMatch4",
+    "key_match5": "keyMatch5", "key_match5_func": "keyMatch5",
+    "regex_match": "regexMatch", "regex_match_func": "regexMatch",
+    "ip_match": "ipMatch", "ip_match_func": "ipMatch",
+    "glob_match": "globMatch", "glob_match_func": "globMatch",
+    "time_match_func": "timeMatch",
+}  # fmt: skip
+_OURS: tuple[tuple[Any, str], ...] = (
+    *((fn, name) for name, fn in BUILTIN_FUNCTIONS.items()),
+    (key_match, "keyMatch"), (key_match2, "keyMatch2"), (key_match3, "keyMatch3"),
+    (key_match4, "keyMatch4"), (key_match5, "keyMatch5"), (regex_match, "regexMatch"),
+    (ip_match, "ipMatch"), (glob_match, "globMatch"), (_time_match, "timeMatch"),
+)  # fmt: skip
+
+
+def builtin_name(fn: Any) -> str | None:
+    """The matcher name of a built-in function given as a callable (ours, or pycasbin's
+    `casbin.util` one, whose answers are the same), or None for any other callable."""
+    for ours, name in _OURS:
+        if fn is ours:
+            return name
+    if getattr(fn, "__module__", None) == _PYCASBIN_MODULE:
+        return _PYCASBIN_NAMES.get(getattr(fn, "__name__", ""))
+    return None

@@ -1,0 +1,263 @@
+"""pycasbin's enforcer API on Engine: matching functions, link conditions, enforce_ex, contexts.
+
+Each scenario is registered the same way on both sides (pycasbin's own `casbin.util`
+callables on pycasbin, the same callables or a built-in's name on the Engine) and every
+request of a product, edge strings included, is compared with a freshly loaded pycasbin
+enforcer: pycasbin's role managers remember the names earlier queries created, so only a
+fresh enforcer answers every request the same way each time (see engine/pattern_roles.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+
+import casbin.util as cu
+import pytest
+from casbin.core_enforcer import EnforceContext as CasbinContext
+
+from policy_engine.engine import Engine
+
+from .oracle import assert_same, oracle
+
+EDGES = ["", " ", "*", ".*", "..", "../x", "é", "x" * 300]
+
+PATTERN_MODEL = """
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[role_definition]
+g = _, _
+g2 = _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub) && g2(r.obj, p.obj) && r.act == p.act
+"""
+PATTERN_POLICY = """
+p, alice, book_group, GET
+p, alice, pen_group, GET
+p, bob, /book/*, GET
+p, book_reader, /pen/1, POST
+g, /book/:id, book_group
+g, alice, /user/:name
+g, carol, book_reader
+g2, /book/:id, book_group
+g2, /pen/:id, pen_group
+g2, /book2/{id}, book_group
+g2, /pen2/{id}, pen_group
+g2, /pen/**, pen_group
+"""
+DOMAIN_MODEL = """
+[request_definition]
+r = sub, dom, obj, act
+[policy_definition]
+p = sub, dom, obj, act
+[role_definition]
+g = _, _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
+"""
+DOMAIN_POLICY = """
+p, admin, domain1, data1, read
+p, admin, domain2, data2, write
+p, user, domain1, data1, read
+g, alice, admin, *
+g, bob, admin, domain2
+g, carol, user, domain*
+g, /u/:id, user, domain1
+g, dave, /u/*, domain1
+"""
+TEMPORAL_MODEL = """
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[role_definition]
+g = _, _, (_, _)
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act
+"""
+TEMPORAL_POLICY = """
+p, alice, data1, read
+p, data2_admin, data2, write
+p, data3_admin, data3, read
+p, data4_admin, data4, write
+p, data5_admin, data5, read
+g, alice, data2_admin, 0000-01-01 00:00:00, 0000-01-02 00:00:00
+g, alice, data3_admin, 0000-01-01 00:00:00, 9999-12-30 00:00:00
+g, alice, data4_admin, _, _
+g, alice, data5_admin, _, bad time
+g, data3_admin, data4_admin, 1, 2
+"""
+DOMAIN_TEMPORAL_MODEL = """
+[request_definition]
+r = sub, dom, obj, act
+[policy_definition]
+p = sub, dom, obj, act
+[role_definition]
+g = _, _, _, (_, _)
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
+"""
+DOMAIN_TEMPORAL_POLICY = """
+p, alice, domain1, data1, read
+p, data2_admin, domain2, data2, write
+p, data3_admin, domain3, data3, read
+g, alice, data2_admin, domain2, 0000-01-01 00:00:00, 0000-01-02 00:00:00
+g, alice, data3_admin, domain3, 0000-01-01 00:00:00, 9999-12-30 00:00:00
+g, alice, data2_admin, domain3, _, _
+"""
+
+Setup = Callable[[Any], Any]
+
+
+def _compare(model: str, policy: str, setup: Setup, product: list[list[str]]) -> int:
+    engine = Engine.from_text(model, policy)
+    setup(engine)
+    count = 0
+    for values in itertools.product(*product):
+        enforcer = oracle(model, policy)
+        setup(enforcer)
+        assert_same(engine, enforcer, values)
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize(
+    "fn", [cu.key_match2, cu.key_match3, cu.key_match4, cu.glob_match, cu.regex_match, cu.key_match]
+)
+def test_pattern_object_groups_decide_as_pycasbin(fn: Callable[..., Any]) -> None:
+    """g2 names matched by keyMatch2..4, globMatch, regexMatch, keyMatch decide as pycasbin."""
+    objects = ["/book/1", "/book/2/3", "/pen/1", "/pen/a/b", "/book2/1", "book_group", "/book/:id",
+               *EDGES]  # fmt: skip
+    subjects = ["alice", "bob", "carol", "/book/1", "/user/x", *EDGES[:4]]
+    assert _compare(
+        PATTERN_MODEL, PATTERN_POLICY, lambda e: e.add_named_matching_func("g2", fn),
+        [subjects, objects, ["GET", "POST"]],
+    )  # fmt: skip
+
+
+def test_both_role_definitions_with_patterns_decide_as_pycasbin() -> None:
+    """Patterns on g (subjects) and g2 (objects) together decide as pycasbin."""
+
+    def setup(e: Any) -> None:
+        e.add_named_matching_func("g", cu.key_match2)
+        e.add_named_matching_func("g2", cu.key_match2)
+
+    assert _compare(
+        PATTERN_MODEL, PATTERN_POLICY, setup,
+        [["alice", "/book/7", "/user/z", "carol", "*"], ["/book/1", "/pen/2", "*"], ["GET", "POST"]],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("names", "domains"),
+    [(None, cu.key_match2), (None, cu.key_match), (cu.key_match2, cu.key_match2),
+     (cu.glob_match, None), (cu.regex_match, cu.glob_match)],
+)  # fmt: skip
+def test_domain_and_name_patterns_decide_as_pycasbin(names: Any, domains: Any) -> None:
+    """Domain patterns (`*`, `domain*`) and name patterns in domain roles decide as pycasbin."""
+
+    def setup(e: Any) -> None:
+        if names is not None:
+            e.add_named_matching_func("g", names)
+        if domains is not None:
+            e.add_named_domain_matching_func("g", domains)
+
+    assert _compare(
+        DOMAIN_MODEL, DOMAIN_POLICY, setup,
+        [["alice", "bob", "carol", "/u/1", "dave", "*", ""], ["domain1", "domain2", "domain3", "*", ""],
+         ["data1", "data2"], ["read", "write"]],
+    )  # fmt: skip
+
+
+def test_temporal_links_decide_as_pycasbin() -> None:
+    """Links with timeMatch conditions hold only inside their window; a condition that raises
+    on its parameters is an error on both sides; links without a function always hold."""
+
+    def setup(e: Any) -> None:
+        for role in ("data2_admin", "data3_admin", "data4_admin", "data5_admin"):
+            e.add_named_link_condition_func("g", "alice", role, cu.time_match_func)
+        e.add_named_link_condition_func("g", "data3_admin", "data4_admin", lambda a, b: a < b)
+
+    assert _compare(
+        TEMPORAL_MODEL, TEMPORAL_POLICY, setup,
+        [["alice", "data3_admin", "bob"], [f"data{i}" for i in range(1, 6)], ["read", "write"]],
+    )  # fmt: skip
+
+
+def test_domain_temporal_links_decide_as_pycasbin() -> None:
+    """Conditions registered per domain apply in that domain only, with that link's params."""
+
+    def setup(e: Any) -> None:
+        for i in (2, 3):
+            e.add_named_domain_link_condition_func(
+                "g", "alice", f"data{i}_admin", f"domain{i}", cu.time_match_func
+            )
+        e.add_named_link_condition_func("g", "alice", "data2_admin", lambda *a: False)
+
+    assert _compare(
+        DOMAIN_TEMPORAL_MODEL, DOMAIN_TEMPORAL_POLICY, setup,
+        [["alice", "bob"], ["domain1", "domain2", "domain3", ""], ["data1", "data2", "data3"],
+         ["read", "write"]],
+    )  # fmt: skip
+
+
+def test_builtins_by_name_or_callable_keep_the_index_and_the_cache() -> None:
+    """A built-in given by name, by our callable or by pycasbin's decides the same and keeps
+    the decision cache; a custom callable is honoured and turns the cache off."""
+    answers = []
+    for fn in ("keyMatch2", cu.key_match2, cu.key_match2_func):
+        engine = Engine.from_text(PATTERN_MODEL, PATTERN_POLICY)
+        assert engine.add_named_matching_func("g2", fn)
+        answers.append([engine.enforce("alice", o, "GET") for o in ("/book/1", "/pen/1", "/x")])
+        assert engine.cache_hit_ratio is not None  # decisions were cached
+        assert engine._default._plan is not None  # and the rule index applies
+    assert answers == [[True, True, False]] * 3
+    custom = Engine.from_text(PATTERN_MODEL, PATTERN_POLICY)
+    custom.add_named_matching_func("g2", lambda name, pattern: name.startswith(pattern[:5]))
+    assert custom.enforce("alice", "/book/zzz", "GET")
+    assert custom.cache_hit_ratio is None
+
+
+def test_setup_calls_refuse_what_pycasbin_refuses() -> None:
+    """Matching functions need a plain or domain role definition, link conditions a
+    conditional one: otherwise the call answers False and changes nothing, as in pycasbin."""
+    engine = Engine.from_text(PATTERN_MODEL, PATTERN_POLICY)
+    assert not engine.add_named_matching_func("g9", cu.key_match2)
+    assert not engine.add_named_link_condition_func("g", "a", "b", cu.time_match_func)
+    temporal = Engine.from_text(TEMPORAL_MODEL, TEMPORAL_POLICY)
+    assert not temporal.add_named_matching_func("g", cu.key_match2)
+    with pytest.raises(ValueError, match="unknown built-in"):
+        engine.add_named_matching_func("g2", "keyMatch9")
+
+
+def test_enforce_ex_batch_and_contexts_follow_pycasbin() -> None:
+    """enforce_ex returns pycasbin's (decision, rule values); batch_enforce is enforce per
+    request; pycasbin's own EnforceContext selects r2/p2/m2 like ours does."""
+    model = PATTERN_MODEL.replace("p = sub, obj, act", "p = sub, obj, act\np2 = sub, act").replace(
+        "r = sub, obj, act", "r = sub, obj, act\nr2 = sub, act"
+    ) + "m2 = r2.sub == p2.sub && r2.act == p2.act\n"
+    policy = PATTERN_POLICY + "p2, dave, fly\n"
+    engine = Engine.from_text(model, policy)
+    engine.add_named_matching_func("g2", cu.key_match2)
+    enforcer = oracle(model, policy)
+    enforcer.add_named_matching_func("g2", cu.key_match2)
+    requests = [("alice", "/book/1", "GET"), ("bob", "/x", "GET"), ("carol", "/pen/1", "POST")]
+    assert [engine.enforce_ex(*r) for r in requests] == [
+        tuple(enforcer.enforce_ex(*r)) for r in requests
+    ]
+    assert engine.batch_enforce(requests) == enforcer.batch_enforce(requests) == [True, False, True]
+    theirs = CasbinContext("r2", "p2", "e", "m2")
+    assert engine.enforce(theirs, "dave", "fly") is enforcer.enforce(theirs, "dave", "fly") is True
+    assert engine.enforce(engine.new_enforce_context("2"), "dave", "walk") is False
