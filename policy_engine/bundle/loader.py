@@ -90,7 +90,7 @@ def load_bundles(root: str | Path) -> list[Bundle]:
 def compile_bundle(bundle: Bundle) -> Engine:
     """Compile a bundle into an Engine, or raise BundleError naming the file and line."""
     try:
-        engine = Engine.from_text(bundle.model_text, bundle.policy_text)
+        engine = Engine.from_text(bundle.model_text, bundle.policy_text, policy_file=POLICY_FILE)
     except PolicyLoadError as exc:
         raise BundleError([Problem(POLICY_FILE, _strip_line(exc), exc.line)]) from exc
     except ModelError as exc:

@@ -34,6 +34,7 @@ rule, which still evaluates each rule with the matcher compiled once.
 from __future__ import annotations
 
 import ast
+import re
 import copy
 import itertools
 import operator
@@ -78,6 +79,14 @@ _PLACEHOLDER = "_pe_eval_{}_"
 _DECISION_MEMO = 65536  # decisions (allowed, rule) kept for reuse: they are immutable
 
 
+def _readable(matcher_text: str) -> str:
+    """The matcher as written in model.conf (`r.sub`, not the escaped `r_sub`)."""
+    return _ESCAPED.sub(lambda m: m.group(1) + ".", matcher_text)
+
+
+_ESCAPED = re.compile(r"\b([rp][0-9]*)_(?=[A-Za-z_])")
+
+
 def is_simple(value: Any, depth: int = 0) -> bool:
     """Whether a request value holds only builtin types (the compiled evaluator is exact on them)."""
     kind = type(value)
@@ -95,6 +104,15 @@ def is_simple(value: Any, depth: int = 0) -> bool:
     if kind is dict:
         return all(is_simple(k, depth + 1) and is_simple(v, depth + 1) for k, v in value.items())
     return False
+
+
+class _RuleFailure(Exception):
+    """Evaluating rule `index` (None: before any rule) raised `error`."""
+
+    def __init__(self, index: int | None, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
 
 
 class _Fallback(Exception):
@@ -197,8 +215,14 @@ class CompiledMatcher:
         graphs: Mapping[str, Any],
         effect: Effect,
         volatile: frozenset[str] = NONDETERMINISTIC_FUNCTIONS,
+        mtype: str = "m",
+        policy_file: str | None = None,
     ) -> None:
-        """`volatile`: functions whose answers may change between calls (no decision cache)."""
+        """`volatile`: functions whose answers may change between calls (no decision cache);
+        `mtype` and `policy_file` only name things in error messages."""
+        self._mtype = mtype
+        self._policy_file = policy_file
+        self._matcher_source = _readable(matcher_text)
         self.ptype = ptype
         self.effect = effect
         self.request_tokens = tuple(request_tokens)
@@ -622,10 +646,23 @@ class CompiledMatcher:
         """Decide one request (values already counted against the request definition)."""
         try:
             return self._decide(rv)
-        except EngineError:
-            raise
+        except _RuleFailure as failure:
+            raise EvaluationError(self._describe(failure.index, failure.error)) from failure.error
         except Exception as exc:  # noqa: BLE001 - pycasbin raises: never an allow
-            raise EvaluationError(f"{type(exc).__name__}: {exc}") from exc
+            raise EvaluationError(self._describe(None, exc)) from exc
+
+    def _describe(self, index: int | None, error: Exception) -> str:
+        """What failed, on which rule (file:line when known, else its type and values), in
+        which matcher."""
+        reason = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
+        reason = reason.replace(" in expression ''", "")
+        where = ""
+        if index is not None:
+            rule = self._rules[index]
+            text = ", ".join((rule.ptype, *rule.values))
+            place = f"{self._policy_file}:{rule.line}" if self._policy_file else f"line {rule.line}"
+            where = f" on rule `{text}` ({place})"
+        return f"{reason}{where}, evaluating {self._mtype} = {self._matcher_source}"
 
     def _decide(self, rv: tuple[Any, ...]) -> Decision:
         if self._always_raises is not None:
@@ -754,46 +791,50 @@ class CompiledMatcher:
         if interpreted:
             return self._scan_interpreted(rv, candidates)
         fixed = variant_of is None
-        for i in candidates:
-            pv = values[i]
-            if fixed:
-                result = tail if fn is None else fn(rv, pv, tail)
-            else:
-                variant = variants[variant_of[i]]  # type: ignore[index]
-                if residual:
-                    if variant.residual_trivial:
-                        result = tail
-                    elif variant.residual is not None:
-                        result = variant.residual(rv, pv, tail)
+        i = None
+        try:
+            for i in candidates:
+                pv = values[i]
+                if fixed:
+                    result = tail if fn is None else fn(rv, pv, tail)
+                else:
+                    variant = variants[variant_of[i]]  # type: ignore[index]
+                    if residual:
+                        if variant.residual_trivial:
+                            result = tail
+                        elif variant.residual is not None:
+                            result = variant.residual(rv, pv, tail)
+                        else:
+                            result = self._interpret_one(rv, i)
+                    elif variant.full is not None:
+                        result = variant.full(rv, pv, None)
                     else:
                         result = self._interpret_one(rv, i)
-                elif variant.full is not None:
-                    result = variant.full(rv, pv, None)
-                else:
-                    result = self._interpret_one(rv, i)
-            if result is True:
-                pass
-            elif result is False:
-                continue
-            elif isinstance(result, float):
-                if result == 0:
+                if result is True:
+                    pass
+                elif result is False:
                     continue
-            elif not isinstance(result, bool):
-                raise EvaluationError("matcher result should be bool, int or float")
-            last = i
-            effect = "allow" if eft is None else pv[eft]
-            if effect == "allow":
-                if first_allow is None:
-                    first_allow = i
-                    if stop_allow:
-                        break
-            elif effect == "deny":
-                if first_deny is None:
-                    first_deny = i
-                    if stop_deny:
-                        break
-        else:
-            self._raise_at_misfit()
+                elif isinstance(result, float):
+                    if result == 0:
+                        continue
+                elif not isinstance(result, bool):
+                    raise EvaluationError("matcher result should be bool, int or float")
+                last = i
+                effect = "allow" if eft is None else pv[eft]
+                if effect == "allow":
+                    if first_allow is None:
+                        first_allow = i
+                        if stop_allow:
+                            break
+                elif effect == "deny":
+                    if first_deny is None:
+                        first_deny = i
+                        if stop_deny:
+                            break
+            else:
+                self._raise_at_misfit()
+        except Exception as exc:
+            raise _RuleFailure(i, exc) from exc
         return self._conclude(first_allow, first_deny, last)
 
     def _interpret_one(self, rv: tuple[Any, ...], i: int) -> Any:
@@ -811,37 +852,41 @@ class CompiledMatcher:
         per_rule = self._variant_of is not None
         interpreter = self._interpreters.get()
         first_allow = first_deny = last = None
-        for i in candidates:
-            pv = values[i]
-            variant = self._variants[self._variant_of[i] if per_rule else 0]  # type: ignore[index]
-            variant.parsed.raise_error()
-            if per_rule:
-                interpreter.begin()
-            names = dict(base)
-            names.update(zip(self.rule_tokens, pv, strict=True))
-            result = interpreter.run(variant.parsed.node, names)
-            if isinstance(result, bool):
-                if not result:
-                    continue
-            elif isinstance(result, float):
-                if result == 0:
-                    continue
+        i = None
+        try:
+            for i in candidates:
+                pv = values[i]
+                variant = self._variants[self._variant_of[i] if per_rule else 0]  # type: ignore[index]
+                variant.parsed.raise_error()
+                if per_rule:
+                    interpreter.begin()
+                names = dict(base)
+                names.update(zip(self.rule_tokens, pv, strict=True))
+                result = interpreter.run(variant.parsed.node, names)
+                if isinstance(result, bool):
+                    if not result:
+                        continue
+                elif isinstance(result, float):
+                    if result == 0:
+                        continue
+                else:
+                    raise EvaluationError("matcher result should be bool, int or float")
+                last = i
+                effect = "allow" if eft is None else names.get(f"{self.ptype}_eft")
+                if effect == "allow":
+                    if first_allow is None:
+                        first_allow = i
+                        if self.effect.stop_on_allow:
+                            break
+                elif effect == "deny":
+                    if first_deny is None:
+                        first_deny = i
+                        if self.effect.stop_on_deny:
+                            break
             else:
-                raise EvaluationError("matcher result should be bool, int or float")
-            last = i
-            effect = "allow" if eft is None else names.get(f"{self.ptype}_eft")
-            if effect == "allow":
-                if first_allow is None:
-                    first_allow = i
-                    if self.effect.stop_on_allow:
-                        break
-            elif effect == "deny":
-                if first_deny is None:
-                    first_deny = i
-                    if self.effect.stop_on_deny:
-                        break
-        else:
-            self._raise_at_misfit()
+                self._raise_at_misfit()
+        except Exception as exc:
+            raise _RuleFailure(i, exc) from exc
         return self._conclude(first_allow, first_deny, last)
 
     def _raise_at_misfit(self) -> None:

@@ -123,8 +123,15 @@ class Engine:
     """Decides requests against one model and one set of rules, exactly as pycasbin."""
 
     def __init__(
-        self, model_text: str, policy_text: str = "", *, cache_size: int = DEFAULT_CACHE_SIZE
+        self,
+        model_text: str,
+        policy_text: str = "",
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        policy_file: str | None = None,
     ) -> None:
+        """`policy_file` names the policy text in error messages (`policy.csv:12`)."""
+        self._policy_file = policy_file
         self._model = parse_model(model_text)
         self._rules = load_rules(policy_text, self._model)
         self._cache_size = cache_size
@@ -209,10 +216,15 @@ class Engine:
 
     @classmethod
     def from_text(
-        cls, model_text: str, policy_text: str = "", *, cache_size: int = DEFAULT_CACHE_SIZE
+        cls,
+        model_text: str,
+        policy_text: str = "",
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        policy_file: str | None = None,
     ) -> Engine:
         """Build from model.conf text and policy text (pycasbin's CSV-like rule lines)."""
-        return cls(model_text, policy_text, cache_size=cache_size)
+        return cls(model_text, policy_text, cache_size=cache_size, policy_file=policy_file)
 
     @classmethod
     def from_files(
@@ -224,7 +236,12 @@ class Engine:
     ) -> Engine:
         """Build from a model.conf file and an optional policy file."""
         policy = Path(policy_path).read_text(encoding="utf-8") if policy_path else ""
-        return cls(Path(model_path).read_text(encoding="utf-8"), policy, cache_size=cache_size)
+        return cls(
+            Path(model_path).read_text(encoding="utf-8"),
+            policy,
+            cache_size=cache_size,
+            policy_file=str(policy_path) if policy_path else None,
+        )
 
     @property
     def model(self) -> Model:
@@ -298,6 +315,8 @@ class Engine:
                 graphs=self._graphs,
                 effect=model.effect,
                 volatile=self._volatile(),
+                mtype=context.mtype,
+                policy_file=self._policy_file,
             )
             self._matchers[key] = matcher  # a lost race builds an identical matcher: harmless
         return matcher
