@@ -83,6 +83,7 @@ class _Setup:
         self.name_matchers: dict[str, Callable[..., Any]] = {}
         self.domain_matchers: dict[str, Callable[..., Any]] = {}
         self.conditions: dict[str, dict[tuple[str, str, str], Callable[..., Any]]] = {}
+        self.params: dict[str, dict[tuple[str, str, str], tuple[str, ...]]] = {}
         self.functions: dict[str, Callable[..., Any]] = {}
 
 
@@ -104,6 +105,7 @@ def _role_graphs(model: Model, rules: LoadedRules, setup: _Setup) -> dict[str, A
                 ],
                 setup.conditions[key],
                 domain_aware=kind is GraphKind.CONDITIONAL_DOMAIN,
+                params=setup.params.get(key, {}),
             )  # fmt: skip
         elif kind in (GraphKind.PLAIN, GraphKind.DOMAIN) and (
             key in setup.name_matchers or key in setup.domain_matchers
@@ -203,6 +205,21 @@ class Engine:
         if not self._has_manager(ptype, conditional=True):
             return False
         self._setup.conditions.setdefault(ptype, {})[(user, role, domain)] = _function(fn)
+        self._compile()
+        return True
+
+    def set_named_link_condition_func_params(self, ptype: str, user: str, role: str, *params: str) -> bool:
+        """pycasbin's: the params the link user -> role passes to its condition (instead of
+        the rule's fields). False when `ptype` is not a conditional role definition."""
+        return self.set_named_domain_link_condition_func_params(ptype, user, role, "", *params)
+
+    def set_named_domain_link_condition_func_params(
+        self, ptype: str, user: str, role: str, domain: str, *params: str
+    ) -> bool:
+        """pycasbin's: as set_named_link_condition_func_params, for the link in `domain`."""
+        if not self._has_manager(ptype, conditional=True):
+            return False
+        self._setup.params.setdefault(ptype, {})[(user, role, domain)] = tuple(params)
         self._compile()
         return True
 

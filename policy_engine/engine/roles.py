@@ -163,19 +163,22 @@ class ConditionalRoleGraph:
         conditions: Mapping[tuple[str, str, str], Callable[..., Any]],
         *,
         domain_aware: bool,
+        params: Mapping[tuple[str, str, str], tuple[str, ...]] | None = None,
     ) -> None:
+        """`params` (set_named_*_link_condition_func_params) replace a link's own params."""
         self.kind = GraphKind.CONDITIONAL_DOMAIN if domain_aware else GraphKind.CONDITIONAL
         self.domain_aware = domain_aware
         edges: dict[str, dict[str, list[str]]] = {}
-        params: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        own: dict[tuple[str, str, str], tuple[str, ...]] = {}
         for user, role, domain, values in links:
             key = domain if domain_aware else ""
             targets = edges.setdefault(key, {}).setdefault(user, [])
             if role not in targets:
                 targets.append(role)
-            params[(user, role, domain if domain_aware else "")] = values
+            own[(user, role, domain if domain_aware else "")] = values
+        own.update(params or {})
         self._edges = edges
-        self._params = params
+        self._params = own
         self._conditions = dict(conditions)
         self.role_count = sum(len(graph) for graph in edges.values())
 

@@ -214,3 +214,19 @@ def test_glob_match_follows_wcmatch_like_pycasbin_2(key: str, pattern: str) -> N
     from policy_engine.engine.functions import glob_match as ours
 
     assert run_glob(ours, key, pattern) == run_glob(theirs, key, pattern)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    st.sampled_from([r"^\w+$", r"^\d+$", r"^\s*x", r"(?i)^é", r"^[a-z]+$", r"^.{2}$", r"\bx", r"^(a)\1$",
+                     r"^(?=a)\w", r"^\W", "^[", r"^\S+$"]),
+    st.text(alphabet="aAxé٣١ \u00a0\u2003É_ß\u0130", max_size=5),
+)  # fmt: skip
+def test_regex_match_agrees_with_pycasbin_on_unicode(pattern: str, key: str) -> None:
+    """regexMatch keeps Python's `re.match` semantics (Unicode `\\w`, `\\d`, `\\s`, case
+    folding, backreferences, lookarounds, errors) exactly as pycasbin."""
+    from casbin.util import regex_match as theirs
+
+    from policy_engine.engine.functions import regex_match as ours
+
+    assert run_glob(ours, key, pattern) == run_glob(theirs, key, pattern)
