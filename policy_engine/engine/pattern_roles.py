@@ -136,36 +136,39 @@ class _Graph:
         )
 
     def _node(self, name: Any) -> None:
+        """pycasbin's `_get_role`: a new node copies each matching pattern node (its roles
+        become the node's, its users get the node); patterns are found before it exists."""
         if name in self.roles:
             return
-        roles: set[Any] = set()
-        users: set[Any] = set()
-        if self.match is not None:
-            for pattern in list(self.roles):
-                if self._may_match(name, pattern) and self.match(name, pattern):
-                    for role in self.roles[pattern]:
-                        roles.add(role)
-                        self.users[role].add(name)
-                    for user in self.users[pattern]:
-                        self.roles[user].add(name)
-                        users.add(user)
-        self.roles[name] = roles
-        self.users[name] = users
+        match = self.match
+        patterns = (
+            [p for p in self.roles if self._may_match(name, p) and match(name, p)]
+            if match is not None
+            else []
+        )
+        self.roles[name] = set()
+        self.users[name] = set()
+        for pattern in patterns:
+            for role in list(self.roles[pattern]):
+                self._edge(name, role)
+            for user in list(self.users[pattern]):  # `name` too when the pattern links itself
+                self._edge(user, name)
+
+    def _edge(self, user: Any, role: Any) -> None:
+        self.roles[user].add(role)
+        self.users[role].add(user)
 
     def _link(self, user: Any, role: Any) -> None:
         self._node(user)
         self._node(role)
-        self.roles[user].add(role)
-        self.users[role].add(user)
+        self._edge(user, role)
         if self.match is None:
             return
         for other in list(self.roles):
             if other != user and self._may_match(other, user) and self.match(other, user):
-                self.roles[other].add(role)
-                self.users[role].add(other)
+                self._edge(other, role)
             if other != role and self._may_match(other, role) and self.match(other, role):
-                self.roles[role].add(other)
-                self.users[other].add(role)
+                self._edge(role, other)
 
     def _may_match(self, name: Any, pattern: Any) -> bool:
         """False only when `name` cannot match `pattern` (it lacks the pattern's prefix)."""
@@ -186,9 +189,10 @@ class _Graph:
             match = self.match
             if match is None:
                 found = ()
+            elif self._table is None:
+                found = tuple(p for p in self.roles if match(name, p))
             else:
-                nodes = self.roles if self._table is None else self._table.candidates(name)
-                found = tuple(p for p in nodes if match(name, p))
+                found = tuple(p for p in self._table.candidates(name) if match(name, p))
             if len(self._matched) >= _CACHE_LIMIT:
                 self._matched.clear()
             self._matched[name] = found
@@ -202,6 +206,9 @@ class _Graph:
             for pattern in self.matched(start):
                 start_roles |= self.roles[pattern]
                 start_users |= self.users[pattern]
+                if pattern in self.roles[pattern]:  # the copy links the new node to itself
+                    start_roles.add(start)
+                    start_users.add(start)
         depths = {start: 0}
         near: set[Any] = set()
         frontier = [start]

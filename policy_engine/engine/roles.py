@@ -196,8 +196,9 @@ class ConditionalRoleGraph:
         seen = {name1}
         frontier = [name1]
         for _ in range(self.max_hops + 1):
-            if name2 in frontier:
-                return True
+            # Every link of the level is asked before the target is looked for: pycasbin asks
+            # them in set order, so a condition that raises beside the target may or may not
+            # fail its walk; failing it always keeps such a decision a deny.
             following: list[Any] = []
             for node in frontier:
                 for role in graph.get(node, ()):
@@ -209,6 +210,8 @@ class ConditionalRoleGraph:
                     if role not in seen:
                         seen.add(role)
                         following.append(role)
+            if name2 in frontier:
+                return True
             if not following:
                 return False
             frontier = following

@@ -16,9 +16,12 @@ from typing import Any
 
 import casbin.util as cu
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from casbin.core_enforcer import EnforceContext as CasbinContext
 
 from policy_engine.engine import Engine
+from policy_engine.errors import EvaluationError
 
 from .oracle import assert_same, oracle
 
@@ -261,3 +264,126 @@ def test_enforce_ex_batch_and_contexts_follow_pycasbin() -> None:
     theirs = CasbinContext("r2", "p2", "e", "m2")
     assert engine.enforce(theirs, "dave", "fly") is enforcer.enforce(theirs, "dave", "fly") is True
     assert engine.enforce(engine.new_enforce_context("2"), "dave", "walk") is False
+
+
+NAMES = ["alice", "bob", "admin", "/a/1", "/a/:id", "/a/*", "/a/{id}", "/b/**", "*", ".*", "^/a/.*$",
+         "a*", "grp", "/a/1/2", "10.0.0.1", "10.0.0.0/8", ""]  # fmt: skip
+MATCHERS = [cu.key_match, cu.key_match2, cu.key_match3, cu.key_match4, cu.key_match5, cu.glob_match,
+            cu.regex_match, cu.ip_match]  # fmt: skip
+GENERATED_MODEL = """
+[request_definition]
+r = sub, dom, obj
+[policy_definition]
+p = sub, dom, obj
+[role_definition]
+g = _, _, _
+g2 = _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub, r.dom) && g2(r.obj, p.obj) && keyMatch(r.dom, p.dom)
+"""
+
+
+@st.composite
+def pattern_scenarios(draw: st.DrawFn) -> tuple[str, list[tuple[str, Any]], list[tuple[str, ...]]]:
+    """Links among names that are also patterns, matching functions on g/g2, requests."""
+    name = st.sampled_from(NAMES)
+    domain = st.sampled_from(["d1", "d2", "d*", "*", "d1/x"])
+    lines = [f"p, {draw(name)}, {draw(domain)}, {draw(name)}" for _ in range(draw(st.integers(1, 4)))]
+    lines += [f"g, {draw(name)}, {draw(name)}, {draw(domain)}" for _ in range(draw(st.integers(0, 5)))]
+    lines += [f"g2, {draw(name)}, {draw(name)}" for _ in range(draw(st.integers(0, 5)))]
+    setups: list[tuple[str, Any]] = []
+    for call in ("g", "g2", "g-domain"):
+        if draw(st.booleans()):
+            setups.append((call, draw(st.sampled_from(MATCHERS))))
+    requests = [(draw(name), draw(domain), draw(name)) for _ in range(6)]
+    return "\n".join(l for l in lines if ", ," not in l and not l.endswith(", ")), setups, requests
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(pattern_scenarios())
+def test_generated_pattern_roles_decide_as_pycasbin(scenario: tuple[str, list[tuple[str, Any]], list[tuple[str, ...]]]) -> None:
+    """Random links whose names are patterns, under any built-in matching function on names
+    and domains, decide every request as a freshly loaded pycasbin enforcer."""
+    policy, setups, requests = scenario
+
+    def setup(target: Any) -> None:
+        for call, fn in setups:
+            if call == "g-domain":
+                target.add_named_domain_matching_func("g", fn)
+            else:
+                target.add_named_matching_func(call, fn)
+
+    try:
+        engine = Engine.from_text(GENERATED_MODEL, policy)
+    except Exception:  # noqa: BLE001 - a policy pycasbin also refuses is not this test's subject
+        return
+    setup(engine)
+    for values in requests:
+        enforcer = oracle(GENERATED_MODEL, policy)
+        setup(enforcer)
+        assert_same(engine, enforcer, values)
+
+
+def _condition(*params: str) -> bool:
+    """A link condition that holds, fails, or raises according to its first param."""
+    return {"_": True, "yes": True, "no": False}[params[0]]
+
+
+@st.composite
+def conditional_scenarios(draw: st.DrawFn) -> tuple[str, str, list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """A conditional (maybe domain) model, links with params, conditions on some links."""
+    with_domain = draw(st.booleans())
+    names = st.sampled_from(["alice", "bob", "r1", "r2", "r3"])
+    domains = st.sampled_from(["d1", "d2"])
+    param = st.sampled_from(["_", "yes", "no"])
+    model = TEMPORAL_MODEL if not with_domain else DOMAIN_TEMPORAL_MODEL
+    lines, links = [], []
+    for _ in range(draw(st.integers(1, 7))):
+        user, role, d = draw(names), draw(names), draw(domains)
+        links.append((user, role, d if with_domain else ""))
+        domain_part = f"{d}, " if with_domain else ""
+        lines.append(f"g, {user}, {role}, {domain_part}{draw(param)}, _")
+    for _ in range(draw(st.integers(1, 4))):
+        domain_part = f"{draw(domains)}, " if with_domain else ""
+        lines.append(f"p, {draw(names)}, {domain_part}data, read")
+    chosen = [link for link in links if draw(st.booleans())]
+    if with_domain:
+        requests = [(draw(names), draw(domains), "data", "read") for _ in range(5)]
+    else:
+        requests = [(draw(names), "data", "read") for _ in range(5)]
+    return model, "\n".join(lines), chosen, requests
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(conditional_scenarios())
+def test_generated_link_conditions_decide_as_pycasbin(scenario: Any) -> None:
+    """Random conditional links, with conditions that hold or fail on their params, decide
+    every request as pycasbin."""
+    model, policy, chosen, requests = scenario
+
+    def setup(target: Any) -> None:
+        for user, role, domain in chosen:
+            if domain:
+                target.add_named_domain_link_condition_func("g", user, role, domain, _condition)
+            else:
+                target.add_named_link_condition_func("g", user, role, _condition)
+
+    engine = Engine.from_text(model, policy)
+    setup(engine)
+    for values in requests:
+        enforcer = oracle(model, policy)
+        setup(enforcer)
+        assert_same(engine, enforcer, values)
+
+
+def test_a_condition_that_raises_beside_the_target_fails_the_decision() -> None:
+    """A condition raising on a link of the level where the target is found fails the walk:
+    pycasbin fails or allows depending on its set order, the engine always fails (a deny)."""
+    policy = "p, r2, data, read\ng, alice, bob, _, _\ng, alice, r2, _, _\ng, bob, alice, boom, _\n"
+    engine = Engine.from_text(TEMPORAL_MODEL, policy)
+    engine.add_named_link_condition_func("g", "bob", "alice", _condition)
+    for _ in range(3):  # every time, not depending on any order
+        with pytest.raises(EvaluationError, match="KeyError"):
+            engine.decide_uncached("alice", "data", "read")
