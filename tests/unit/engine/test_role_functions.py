@@ -10,6 +10,7 @@ fresh enforcer answers every request the same way each time (see engine/pattern_
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -387,3 +388,26 @@ def test_a_condition_that_raises_beside_the_target_fails_the_decision() -> None:
     for _ in range(3):  # every time, not depending on any order
         with pytest.raises(EvaluationError, match="KeyError"):
             engine.decide_uncached("alice", "data", "read")
+
+
+def test_a_builtin_replaced_by_add_function_is_called_and_never_indexed_as_the_builtin() -> None:
+    """add_function("keyMatch", custom) makes matchers call the custom function (the index
+    must not assume keyMatch's semantics any more), as pycasbin's function map does."""
+    upstream = Path(__file__).resolve().parents[2] / "fixtures" / "upstream" / "reconstructed"
+    model = (upstream / "keymatch_model.conf").read_text(encoding="utf-8")
+    policy = (upstream / "keymatch_policy.csv").read_text(encoding="utf-8")
+
+    def suffix(key: str, pattern: str) -> bool:
+        return key.endswith(pattern[-3:])
+
+    def setup(target: Any) -> None:
+        target.add_function("keyMatch", suffix)
+        target.add_function("regexMatch", lambda key, pattern: key != "DELETE")
+
+    engine = Engine.from_text(model, policy)
+    setup(engine)
+    assert _compare(model, policy, setup, [["alice", "bob", "cathy"],
+                    ["/alice_data/test", "/xx/ata", "/cathy_data", "/bob_data/1", "zz*"],
+                    ["GET", "POST", "DELETE"]])  # fmt: skip
+    assert engine.enforce("alice", "/x/resource1", "POST")  # by the suffix, not keyMatch
+    assert engine.cache_hit_ratio is None  # custom functions are not cached
