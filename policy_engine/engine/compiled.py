@@ -832,7 +832,8 @@ class CompiledMatcher:
                         if stop_deny:
                             break
             else:
-                self._raise_at_misfit()
+                if self._misfit is not None:
+                    self._raise_at_misfit()
         except Exception as exc:
             raise _RuleFailure(i, exc) from exc
         return self._conclude(first_allow, first_deny, last)
@@ -884,14 +885,15 @@ class CompiledMatcher:
                         if self.effect.stop_on_deny:
                             break
             else:
-                self._raise_at_misfit()
+                if self._misfit is not None:
+                    self._raise_at_misfit()
         except Exception as exc:
             raise _RuleFailure(i, exc) from exc
         return self._conclude(first_allow, first_deny, last)
 
     def _raise_at_misfit(self) -> None:
         """A scan that did not stop reaches the first rule of the wrong size: pycasbin raises."""
-        if self._misfit is not None:
+        if self._misfit is not None:  # checked by the caller too: a call per scan is not free
             rule = self._rules[self._misfit]
             raise RuntimeError(
                 f"invalid policy size: {rule.ptype} rule at line {rule.line} has "

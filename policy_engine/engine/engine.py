@@ -38,7 +38,7 @@ from policy_engine.engine.model import Model, RoleKind, parse_model
 from policy_engine.engine.pattern_roles import PatternRoleGraph
 from policy_engine.engine.roles import ConditionalRoleGraph, GraphKind, RoleGraph
 from policy_engine.engine.rules import LoadedRules, load_rules
-from policy_engine.engine.types import Decision, EnforceContext, MatchedRule
+from policy_engine.engine.types import Decision, EnforceContext, Entity, MatchedRule
 from policy_engine.errors import EvaluationError, RequestError
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Engine"]
@@ -74,6 +74,12 @@ def _context_of(value: Any) -> EnforceContext | None:
         return EnforceContext(value.rtype, value.ptype, value.etype, value.mtype)
     except AttributeError:
         return None
+
+
+def _is_context(value: Any) -> bool:
+    """`_context_of(value) is not None`, without a call for the usual string values."""
+    kind = type(value)
+    return kind is not str and kind is not Entity and _context_of(value) is not None
 
 
 class _Setup:
@@ -367,7 +373,7 @@ class Engine:
 
     def decide(self, *values: Any) -> Decision:
         """The decision with the rule that made it; cached per request when values allow it."""
-        if self._cache is None or (values and _context_of(values[0]) is not None):
+        if self._cache is None or (values and _is_context(values[0])):
             return self.decide_uncached(*values)
         return self.decide_keyed(cache_key(values), values)
 
@@ -393,9 +399,7 @@ class Engine:
     def decide_uncached(self, *values: Any) -> Decision:
         """`decide` without the cache (every call evaluates the rules)."""
         matcher = self._default
-        if len(values) == len(matcher.request_tokens) and not (
-            values and _context_of(values[0]) is not None
-        ):
+        if len(values) == len(matcher.request_tokens) and not (values and _is_context(values[0])):
             return matcher.decide(values)
         matcher, request = self._resolve(values)
         return matcher.decide(request)
