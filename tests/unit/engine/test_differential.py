@@ -111,6 +111,8 @@ def scenarios(draw: st.DrawFn) -> tuple[str, str, list[tuple[Any, ...]]]:  # noq
     policy: list[str] = []
     for _ in range(draw(st.integers(0, 14))):
         values = [draw(st.sampled_from(field_values[t])) for t in policy_tokens]
+        misfit = draw(st.sampled_from([0] * 12 + [-1, 1]))  # now and then a short or long rule
+        values = values[:misfit] if misfit < 0 else values + ["extra"] * misfit
         policy.append("p, " + ", ".join(values))
     if role_kind != "none":
         names = SUBJECTS + ["eve", "group"]
