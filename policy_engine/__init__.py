@@ -1,10 +1,12 @@
 """policy-engine: authorization decisions for LLM backends.
 
 The engine is also a library: `Engine` answers `enforce(*values)` exactly as
-pycasbin does, so a Python backend can embed it in-process.
+pycasbin does, with pycasbin's names for the rest (`enforce_ex`,
+`batch_enforce`, `EnforceContext`, `add_named_matching_func`, ...), so a
+Python backend can embed it in-process.
 """
 
-from policy_engine.engine import Decision, Engine, Entity, MatchedRule
+from policy_engine.engine import Decision, EnforceContext, Engine, Entity, MatchedRule
 from policy_engine.errors import (
     EngineError,
     EvaluationError,
@@ -16,6 +18,7 @@ from policy_engine.errors import (
 
 __all__ = [
     "Decision",
+    "EnforceContext",
     "Engine",
     "EngineError",
     "Entity",

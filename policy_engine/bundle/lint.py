@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
+from policy_engine.bundle.roles import lint_roles
 from policy_engine.engine import Engine, MatchedRule
 from policy_engine.errors import Problem
 
@@ -42,6 +43,7 @@ def lint_bundle(bundle: Bundle, engine: Engine) -> list[Problem]:
     problems.extend(_field_problems(engine.rules))
     problems.extend(_pattern_problems(bundle.model_text, engine))
     problems.extend(_role_problems([r for r in engine.rules if r.ptype.startswith("g")]))
+    problems.extend(lint_roles(bundle.roles_text, engine))  # roles.yaml (bundle/roles.py)
     return problems
 
 

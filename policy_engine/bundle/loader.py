@@ -1,6 +1,7 @@
 """Read a policy set folder into a Bundle, and compile a Bundle into an Engine.
 
-A folder holds `model.conf`, `policy.csv` and optionally `tests/*_test.yaml`.
+A folder holds `model.conf`, `policy.csv` and optionally `schema.yaml`,
+`roles.yaml` (pattern roles, link conditions) and `tests/*_test.yaml`.
 Every problem is reported with the file (and line when known) it comes from.
 """
 
@@ -14,6 +15,7 @@ from types import MappingProxyType
 
 from policy_engine.actions import check_bindable
 from policy_engine.bundle.ids import fold_rules
+from policy_engine.bundle.roles import ROLES_FILE, apply_roles, parse_roles
 from policy_engine.bundle.schema import SCHEMA_FILE, AttributeSchema, infer_schema, parse_schema
 from policy_engine.engine import Engine
 from policy_engine.errors import BundleError, ModelError, PolicyLoadError, Problem
@@ -43,6 +45,7 @@ class Bundle:
     policy_text: str
     tests: Mapping[str, str] = field(default_factory=dict)
     schema_text: str = ""
+    roles_text: str = ""  # roles.yaml: pattern roles and link conditions (bundle/roles.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", MappingProxyType(dict(sorted(self.tests.items()))))
@@ -69,6 +72,12 @@ def load_bundle(path: str | Path, name: str | None = None) -> Bundle:
             texts[SCHEMA_FILE] = _read_text(schema_path)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(schema_path), f"cannot read: {exc}"))
+    for optional in (ROLES_FILE,):
+        if (folder / optional).is_file():
+            try:
+                texts[optional] = _read_text(folder / optional)
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem(str(folder / optional), f"cannot read: {exc}"))
     tests: dict[str, str] = {}
     tests_dir = folder / TESTS_DIR
     if tests_dir.is_dir():
@@ -79,7 +88,10 @@ def load_bundle(path: str | Path, name: str | None = None) -> Bundle:
                 problems.append(Problem(str(test_file), f"cannot read: {exc}"))
     if problems:
         raise BundleError(problems)
-    return Bundle(set_name, texts[MODEL_FILE], texts[POLICY_FILE], tests, texts.get(SCHEMA_FILE, ""))
+    return Bundle(
+        set_name, texts[MODEL_FILE], texts[POLICY_FILE], tests, texts.get(SCHEMA_FILE, ""),
+        texts.get(ROLES_FILE, ""),
+    )
 
 
 def load_bundles(root: str | Path) -> list[Bundle]:
@@ -93,7 +105,7 @@ def compile_bundle(bundle: Bundle) -> Engine:
     try:
         # Ids compare as the bundle declares: folded rules (see policy_engine.bundle.ids).
         policy_text = fold_rules(bundle.model_text, bundle.policy_text, bundle.schema_text)
-        engine = Engine.from_text(bundle.model_text, policy_text)
+        engine = Engine.from_text(bundle.model_text, policy_text, policy_file=POLICY_FILE)
     except PolicyLoadError as exc:
         raise BundleError([Problem(POLICY_FILE, _strip_line(exc), exc.line)]) from exc
     except ModelError as exc:
@@ -102,7 +114,7 @@ def compile_bundle(bundle: Bundle) -> Engine:
         check_bindable(engine)
     except ModelError as exc:
         raise BundleError([Problem(MODEL_FILE, str(exc))]) from exc
-    return engine
+    return apply_roles(engine, parse_roles(bundle.roles_text, engine))
 
 
 def bundle_schema(bundle: Bundle, engine: Engine) -> AttributeSchema:

@@ -52,7 +52,7 @@ from policy_engine.bundle.schema import SCHEMA_FILE
 from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient, TLSConfig
 from policy_engine.client.admin import AdminClient, BundleFiles
-from policy_engine.errors import BundleError
+from policy_engine.errors import BundleError, Problem
 from policy_engine.service.versions import check_bundle
 
 __all__ = ["EXIT_DENIED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "main", "run"]
@@ -350,6 +350,8 @@ def _credentials(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _files(bundle: Bundle) -> BundleFiles:
+    if bundle.roles_text:  # PushVersion and the store do not carry roles.yaml yet: never drop it
+        raise BundleError([Problem("roles.yaml", "cannot be pushed yet: the server does not store it")])
     return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text)
 
 

@@ -7,11 +7,12 @@ pycasbin (which is only the test oracle).
     rules.py     policy text -> ordered rules (with line numbers)
     matcher.py   the matcher dialect: pycasbin's rewrites, compiled and interpreted evaluation
     functions.py keyMatch, regexMatch, globMatch, ipMatch, timeMatch, ...
-    roles.py     role graphs with domains and closures
+    roles.py     role graphs with domains and closures; conditional links
+    pattern_roles.py  role graphs whose names or domains match by a function
     effects.py   effect strategies
     compiled.py  CompiledMatcher: the indexed, exact scan
     cache.py     bounded decision cache
-    engine.py    Engine: pycasbin's enforce() signature, plus decide()
+    engine.py    Engine: pycasbin's enforcer API (enforce, enforce_ex, add_named_*), plus decide()
 """
 
 from policy_engine.engine.cache import key_part

@@ -34,6 +34,7 @@ rule, which still evaluates each rule with the matcher compiled once.
 from __future__ import annotations
 
 import ast
+import re
 import copy
 import itertools
 import operator
@@ -43,6 +44,8 @@ from typing import Any
 
 from policy_engine.engine.effects import Effect
 from policy_engine.engine.functions import (
+    BUILTIN_FUNCTIONS,
+    KEY_FORMS,
     NONDETERMINISTIC_FUNCTIONS,
     PATTERN_FUNCTIONS,
     literal_prefix,
@@ -61,7 +64,7 @@ from policy_engine.engine.matcher import (
     rewrite_operators,
     substitute_evals,
 )
-from policy_engine.engine.roles import RoleGraph
+from policy_engine.engine.roles import ConditionalRoleGraph, RoleGraph
 from policy_engine.engine.rules import RuleSet
 from policy_engine.engine.types import Decision, Entity, MatchedRule
 from policy_engine.errors import EngineError, EvaluationError
@@ -74,6 +77,14 @@ _CONTAINER_TYPES = frozenset({list, tuple, set, frozenset})
 _SAFE_COMPARE = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
 _PLACEHOLDER = "_pe_eval_{}_"
 _DECISION_MEMO = 65536  # decisions (allowed, rule) kept for reuse: they are immutable
+
+
+def _readable(matcher_text: str) -> str:
+    """The matcher as written in model.conf (`r.sub`, not the escaped `r_sub`)."""
+    return _ESCAPED.sub(lambda m: m.group(1) + ".", matcher_text)
+
+
+_ESCAPED = re.compile(r"\b([rp][0-9]*)_(?=[A-Za-z_])")
 
 
 def is_simple(value: Any, depth: int = 0) -> bool:
@@ -93,6 +104,15 @@ def is_simple(value: Any, depth: int = 0) -> bool:
     if kind is dict:
         return all(is_simple(k, depth + 1) and is_simple(v, depth + 1) for k, v in value.items())
     return False
+
+
+class _RuleFailure(Exception):
+    """Evaluating rule `index` (None: before any rule) raised `error`."""
+
+    def __init__(self, index: int | None, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
 
 
 class _Fallback(Exception):
@@ -192,9 +212,17 @@ class CompiledMatcher:
         matcher_text: str,
         rules: RuleSet,
         functions: Mapping[str, Callable[..., Any]],
-        graphs: Mapping[str, RoleGraph],
+        graphs: Mapping[str, Any],
         effect: Effect,
+        volatile: frozenset[str] = NONDETERMINISTIC_FUNCTIONS,
+        mtype: str = "m",
+        policy_file: str | None = None,
     ) -> None:
+        """`volatile`: functions whose answers may change between calls (no decision cache);
+        `mtype` and `policy_file` only name things in error messages."""
+        self._mtype = mtype
+        self._policy_file = policy_file
+        self._matcher_source = _readable(matcher_text)
         self.ptype = ptype
         self.effect = effect
         self.request_tokens = tuple(request_tokens)
@@ -203,6 +231,9 @@ class CompiledMatcher:
         self._values = rules.values
         self._functions = functions
         self._graphs = graphs
+        self._volatile = volatile
+        # role graphs the index may use, and those that can raise (link conditions)
+        self._walked = {k for k, g in graphs.items() if isinstance(g, ConditionalRoleGraph)}
         self._interpreters = InterpreterPool(functions)
         self._request_names = {t: i for i, t in enumerate(request_tokens)}
         self._rule_names = {t: i for i, t in enumerate(rule_tokens)}
@@ -214,6 +245,13 @@ class CompiledMatcher:
         self.cacheable = True
         self._no_match = Decision(allowed=effect.final(False, False))
         self._decisions: dict[tuple[bool, int], Decision] = {}
+        # pycasbin checks a rule's size when its scan reaches it: rules from the first misfit
+        # on are never evaluated, and a scan that gets there fails.
+        self._misfit = next(
+            (i for i, v in enumerate(self._values) if len(v) != len(self.rule_tokens)), None
+        )
+        if self._misfit is not None:
+            self._values = self._values[: self._misfit]
         self._build(matcher_text)
 
     # ---------------------------------------------------------------- construction
@@ -228,7 +266,7 @@ class CompiledMatcher:
             return
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-                if sub.func.id in NONDETERMINISTIC_FUNCTIONS:
+                if sub.func.id in self._volatile:
                     self.cacheable = False
 
     def _build(self, text: str) -> None:
@@ -244,7 +282,7 @@ class CompiledMatcher:
             template = self._build_eval_variants(text)
             if self._always_raises is not None or template is None:
                 return
-        if not self._rules or template is None:
+        if not self._rules or template is None or self._misfit is not None:
             return
         try:
             self._plan = self._analyse(template)
@@ -332,6 +370,10 @@ class CompiledMatcher:
         refs = self._refs(node)
         return not refs.rule and not refs.placeholder
 
+    def _builtin(self, name: str) -> bool:
+        """Whether `name` is still the built-in function (add_function may replace it)."""
+        return name in BUILTIN_FUNCTIONS and self._functions.get(name) is BUILTIN_FUNCTIONS[name]
+
     def _rule_field(self, node: ast.expr) -> int | None:
         if isinstance(node, ast.Name) and node.id in self._rule_names:
             return self._rule_names[node.id]
@@ -355,7 +397,7 @@ class CompiledMatcher:
                 if position == last:
                     plan.tail_key = key
                 continue
-            if not refs.request and not (refs.calls & NONDETERMINISTIC_FUNCTIONS):
+            if not refs.request and not (refs.calls & self._volatile):
                 mask = self._static_mask(node)
                 if mask is not None:
                     plan.static_masks.append(mask)
@@ -380,8 +422,7 @@ class CompiledMatcher:
         self._prepare_steps(plan)
         return plan
 
-    @staticmethod
-    def _prepare_steps(plan: _Plan) -> None:
+    def _prepare_steps(self, plan: _Plan) -> None:
         if plan.key_names and all(i is not None for i in plan.key_names):
             positions = [i for i in plan.key_names if i is not None]
             if len(positions) == 1:
@@ -396,10 +437,14 @@ class CompiledMatcher:
                 graph = dim.graph
                 assert graph is not None
                 domain_key = dim.domain_key if graph.domain_aware else None
-                plan.steps.append((1, dim.key, domain_key, graph.names_reaching))
+                if graph.exact_closures:
+                    reaching = graph.names_reaching
+                else:  # pattern names: exact over the values the rules hold in this field
+                    reaching = graph.reaching(v[dim.rule_index] for v in self._values)
+                plan.steps.append((1, dim.key, domain_key, reaching))
         for dim in plan.patterns:
             plan.steps.append(
-                (2, dim.key, dim.kind == "keymatch", dim.function == "keyMatch5", dim.lengths,
+                (2, dim.key, dim.kind == "keymatch", KEY_FORMS.get(dim.function), dim.lengths,
                  dim.prefixes)
             )  # fmt: skip
 
@@ -441,7 +486,7 @@ class CompiledMatcher:
         at = self._rule_field(args[1])
         if at is None or not self._request_only(args[0]):
             return None
-        if name in self._graphs and len(args) <= 3:
+        if name in self._graphs and name not in self._walked and len(args) <= 3:
             domain_key = None
             if len(args) == 3:
                 if not self._request_only(args[2]):
@@ -450,6 +495,8 @@ class CompiledMatcher:
             key = self._key(args[0], string=True, plan=plan)
             return _Dimension("g", at, key, domain_key, self._graphs[name])
         if len(args) != 2:
+            return None
+        if not self._builtin(name):
             return None
         if name == "keyMatch":
             return _Dimension("keymatch", at, self._key(args[0], string=True, plan=plan))
@@ -499,8 +546,10 @@ class CompiledMatcher:
             name, args = node.func.id, node.args
             if any(isinstance(a, ast.Starred) for a in args):
                 return False
-            if name in self._graphs and 2 <= len(args) <= 3:
+            if name in self._graphs and name not in self._walked and 2 <= len(args) <= 3:
                 return all(self._strish(a, pending) for a in args)
+            if not self._builtin(name):
+                return False
             if name == "keyMatch" and len(args) == 2:
                 return all(self._strish(a, pending) for a in args)
             if name in PATTERN_FUNCTIONS and len(args) == 2:
@@ -597,10 +646,23 @@ class CompiledMatcher:
         """Decide one request (values already counted against the request definition)."""
         try:
             return self._decide(rv)
-        except EngineError:
-            raise
+        except _RuleFailure as failure:
+            raise EvaluationError(self._describe(failure.index, failure.error)) from failure.error
         except Exception as exc:  # noqa: BLE001 - pycasbin raises: never an allow
-            raise EvaluationError(f"{type(exc).__name__}: {exc}") from exc
+            raise EvaluationError(self._describe(None, exc)) from exc
+
+    def _describe(self, index: int | None, error: Exception) -> str:
+        """What failed, on which rule (file:line when known, else its type and values), in
+        which matcher."""
+        reason = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
+        reason = reason.replace(" in expression ''", "")
+        where = ""
+        if index is not None:
+            rule = self._rules[index]
+            text = ", ".join((rule.ptype, *rule.values))
+            place = f"{self._policy_file}:{rule.line}" if self._policy_file else f"line {rule.line}"
+            where = f" on rule `{text}` ({place})"
+        return f"{reason}{where}, evaluating {self._mtype} = {self._matcher_source}"
 
     def _decide(self, rv: tuple[Any, ...]) -> Decision:
         if self._always_raises is not None:
@@ -673,10 +735,8 @@ class CompiledMatcher:
                 choices.append(step[3](kv[step[1]], "" if domain_key is None else str(kv[domain_key])))
             else:
                 key = kv[step[1]]
-                if step[3]:  # keyMatch5 ignores a ?query
-                    cut = key.find("?")
-                    if cut != -1:
-                        key = key[:cut]
+                if step[3] is not None:  # the key as the pattern function compares it
+                    key = step[3](key)
                 options: list[Any] = [key] if step[2] else []
                 size = len(key)
                 prefixes = step[5]
@@ -700,7 +760,7 @@ class CompiledMatcher:
         return self._scan(rv, candidates, tail, residual=True)
 
     def _decide_linear(self, rv: tuple[Any, ...], simple: bool) -> Decision:
-        everything = range(len(self._rules))
+        everything = range(len(self._values))
         if simple and all(v.full is not None for v in self._variants):
             return self._scan(rv, everything, None, residual=False)
         return self._scan_interpreted(rv, everything)
@@ -714,7 +774,7 @@ class CompiledMatcher:
         variant_of = self._variant_of
         stop_allow = self.effect.stop_on_allow
         stop_deny = self.effect.stop_on_deny
-        first_allow = first_deny = stopped = None
+        first_allow = first_deny = last = None
         fn = None
         interpreted = False
         if variant_of is None:
@@ -731,46 +791,52 @@ class CompiledMatcher:
         if interpreted:
             return self._scan_interpreted(rv, candidates)
         fixed = variant_of is None
-        for i in candidates:
-            pv = values[i]
-            if fixed:
-                result = tail if fn is None else fn(rv, pv, tail)
-            else:
-                variant = variants[variant_of[i]]  # type: ignore[index]
-                if residual:
-                    if variant.residual_trivial:
-                        result = tail
-                    elif variant.residual is not None:
-                        result = variant.residual(rv, pv, tail)
+        i = None
+        try:
+            for i in candidates:
+                pv = values[i]
+                if fixed:
+                    result = tail if fn is None else fn(rv, pv, tail)
+                else:
+                    variant = variants[variant_of[i]]  # type: ignore[index]
+                    if residual:
+                        if variant.residual_trivial:
+                            result = tail
+                        elif variant.residual is not None:
+                            result = variant.residual(rv, pv, tail)
+                        else:
+                            result = self._interpret_one(rv, i)
+                    elif variant.full is not None:
+                        result = variant.full(rv, pv, None)
                     else:
                         result = self._interpret_one(rv, i)
-                elif variant.full is not None:
-                    result = variant.full(rv, pv, None)
-                else:
-                    result = self._interpret_one(rv, i)
-            if result is True:
-                pass
-            elif result is False:
-                continue
-            elif isinstance(result, float):
-                if result == 0:
+                if result is True:
+                    pass
+                elif result is False:
                     continue
-            elif not isinstance(result, bool):
-                raise EvaluationError("matcher result should be bool, int or float")
-            effect = "allow" if eft is None else pv[eft]
-            if effect == "allow":
-                if first_allow is None:
-                    first_allow = i
-                    if stop_allow:
-                        stopped = i
-                        break
-            elif effect == "deny":
-                if first_deny is None:
-                    first_deny = i
-                    if stop_deny:
-                        stopped = i
-                        break
-        return self._conclude(first_allow, first_deny, stopped)
+                elif isinstance(result, float):
+                    if result == 0:
+                        continue
+                elif not isinstance(result, bool):
+                    raise EvaluationError("matcher result should be bool, int or float")
+                last = i
+                effect = "allow" if eft is None else pv[eft]
+                if effect == "allow":
+                    if first_allow is None:
+                        first_allow = i
+                        if stop_allow:
+                            break
+                elif effect == "deny":
+                    if first_deny is None:
+                        first_deny = i
+                        if stop_deny:
+                            break
+            else:
+                if self._misfit is not None:
+                    self._raise_at_misfit()
+        except Exception as exc:
+            raise _RuleFailure(i, exc) from exc
+        return self._conclude(first_allow, first_deny, last)
 
     def _interpret_one(self, rv: tuple[Any, ...], i: int) -> Any:
         variant = self._variants[self._variant_of[i] if self._variant_of is not None else 0]
@@ -786,49 +852,58 @@ class CompiledMatcher:
         base = dict(zip(self.request_tokens, rv, strict=True))
         per_rule = self._variant_of is not None
         interpreter = self._interpreters.get()
-        first_allow = first_deny = stopped = None
-        for i in candidates:
-            pv = values[i]
-            variant = self._variants[self._variant_of[i] if per_rule else 0]  # type: ignore[index]
-            variant.parsed.raise_error()
-            if per_rule:
-                interpreter.begin()
-            names = dict(base)
-            names.update(zip(self.rule_tokens, pv, strict=True))
-            result = interpreter.run(variant.parsed.node, names)
-            if isinstance(result, bool):
-                if not result:
-                    continue
-            elif isinstance(result, float):
-                if result == 0:
-                    continue
+        first_allow = first_deny = last = None
+        i = None
+        try:
+            for i in candidates:
+                pv = values[i]
+                variant = self._variants[self._variant_of[i] if per_rule else 0]  # type: ignore[index]
+                variant.parsed.raise_error()
+                if per_rule:
+                    interpreter.begin()
+                names = dict(base)
+                names.update(zip(self.rule_tokens, pv, strict=True))
+                result = interpreter.run(variant.parsed.node, names)
+                if isinstance(result, bool):
+                    if not result:
+                        continue
+                elif isinstance(result, float):
+                    if result == 0:
+                        continue
+                else:
+                    raise EvaluationError("matcher result should be bool, int or float")
+                last = i
+                effect = "allow" if eft is None else names.get(f"{self.ptype}_eft")
+                if effect == "allow":
+                    if first_allow is None:
+                        first_allow = i
+                        if self.effect.stop_on_allow:
+                            break
+                elif effect == "deny":
+                    if first_deny is None:
+                        first_deny = i
+                        if self.effect.stop_on_deny:
+                            break
             else:
-                raise EvaluationError("matcher result should be bool, int or float")
-            effect = "allow" if eft is None else names.get(f"{self.ptype}_eft")
-            if effect == "allow":
-                if first_allow is None:
-                    first_allow = i
-                    if self.effect.stop_on_allow:
-                        stopped = i
-                        break
-            elif effect == "deny":
-                if first_deny is None:
-                    first_deny = i
-                    if self.effect.stop_on_deny:
-                        stopped = i
-                        break
-        return self._conclude(first_allow, first_deny, stopped)
+                if self._misfit is not None:
+                    self._raise_at_misfit()
+        except Exception as exc:
+            raise _RuleFailure(i, exc) from exc
+        return self._conclude(first_allow, first_deny, last)
 
-    def _conclude(self, first_allow: int | None, first_deny: int | None, stopped: int | None) -> Decision:
+    def _raise_at_misfit(self) -> None:
+        """A scan that did not stop reaches the first rule of the wrong size: pycasbin raises."""
+        if self._misfit is not None:  # checked by the caller too: a call per scan is not free
+            rule = self._rules[self._misfit]
+            raise RuntimeError(
+                f"invalid policy size: {rule.ptype} rule at line {rule.line} has "
+                f"{len(rule.values)} fields, its definition has {len(self.rule_tokens)}"
+            )
+
+    def _conclude(self, first_allow: int | None, first_deny: int | None, shown: int | None) -> Decision:
+        """The decision, with pycasbin's explanation: the last rule that matched before the
+        effect stopped the scan (whatever its effect), or none."""
         allowed = self.effect.final(first_allow is not None, first_deny is not None)
-        if stopped is not None:
-            shown = stopped
-        elif allowed and self.effect.reports_first_allow:
-            shown = first_allow
-        elif not allowed:
-            shown = first_deny
-        else:
-            shown = None
         if shown is None:
             return self._no_match if allowed == self._no_match.allowed else Decision(allowed=allowed)
         decision = self._decisions.get((allowed, shown))

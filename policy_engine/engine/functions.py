@@ -21,10 +21,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import wcmatch.glob as _wcglob
+
 __all__ = [
     "BUILTIN_FUNCTIONS",
+    "KEY_FORMS",
+    "builtin_name",
     "NONDETERMINISTIC_FUNCTIONS",
     "PATTERN_FUNCTIONS",
+    "collapse_slashes",
+    "glob_literal_prefix",
     "glob_match",
     "key_match",
     "literal_prefix",
@@ -36,6 +42,10 @@ _COLON_PARAM = re.compile(r"(.*?):[^\/]+(.*?)")
 _BRACE_PARAM_LAZY = re.compile(r"(.*?){[^\/]+?}(.*?)")
 _BRACE_PARAM_NAMED = re.compile(r"{([^/]+)}")
 _BRACE_PARAM = re.compile(r"{[^/]+}")
+
+_SLASH_RUN = re.compile(r"/{2,}")
+_STAR_RUN = re.compile(r"\*{2,}")
+_GLOB_FLAGS = _wcglob.GLOBSTAR | _wcglob.BRACE
 
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}
 _REGEX_CACHE_LIMIT = 4096
@@ -138,89 +148,27 @@ def regex_match(key1: Any, key2: Any) -> bool:
     return _regex_match(key1, key2)
 
 
-def _range_match(pattern: str, index: int, char: str) -> int:
-    """Match `char` against the `[...]` class starting at `index`; the index after it, or -1."""
-    end = len(pattern)
-    if index == end:
-        return -1
-    negated = pattern[index] in "!^"
-    if negated:
-        index += 1
-    matched = False
-    while index != end:
-        low = pattern[index]
-        index += 1
-        if low == "]":
-            break
-        if low == "\\":
-            if index == end:
-                return -1
-            low = pattern[index]
-            index += 1
-        if index != end and pattern[index] == "-" and index + 1 != end and pattern[index + 1] != "]":
-            high = pattern[index + 1]
-            index += 2
-            if high == "\\":
-                if index == end:
-                    return -1
-                high = pattern[index]
-                index += 1
-            if low <= char <= high:
-                matched = True
-        elif low == char:
-            matched = True
-    return -1 if matched == negated else index
+def _globstar_segments(pattern: str) -> str:
+    """pycasbin 2.x's rewrite before wcmatch: a lone `**` segment stays, `***...` in a
+    segment becomes `*`."""
+    return "/".join(
+        segment if segment == "**" else _STAR_RUN.sub("*", segment) for segment in pattern.split("/")
+    )
+
+
+def _globstar_pattern(pattern: str) -> str:
+    """The rewrite, and a trailing `/**` also matches its base (`{base,base/**}`)."""
+    joined = _globstar_segments(pattern)
+    if joined.endswith("/**"):
+        joined = "{" + joined[:-3] + "," + joined + "}"
+    return joined
 
 
 def glob_match(string: Any, pattern: Any) -> bool:
-    """Glob with `*` (no `/`), `?`, `[...]` classes and `\\` escapes, as Casbin defines it."""
-    p_end = len(pattern)
-    s_end = len(string)
-    if p_end == 0:
-        return s_end == 0
-    p = 0
-    s = 0
-    while True:
-        if p == p_end:
-            return s == s_end
-        char = pattern[p]
-        p += 1
-        if char == "?":
-            if s == s_end or string[s] == "/":
-                return False
-            s += 1
-        elif char == "*":
-            while p != p_end and char == "*":
-                char = pattern[p]
-                p += 1
-            if p == p_end:
-                return string.find("/", s) == -1
-            if char == "/":
-                s = string.find("/", s)
-                if s == -1:
-                    return False
-                s += 1
-            while s != s_end:
-                if glob_match(string[s:], pattern[p:]):
-                    return True
-                if string[s] == "/":
-                    break
-                s += 1
-        elif char == "[":
-            if s == s_end or string[s] == "/":
-                return False
-            p = _range_match(pattern, p, string[s])
-            if p == -1:
-                return False
-            s += 1
-        else:
-            if char == "\\":
-                if p != p_end:
-                    char = pattern[p]
-                    p += 1
-            if s == s_end or char != string[s]:
-                return False
-            s += 1
+    """pycasbin 2.x's globMatch: wcmatch globbing with `**` and `{a,b}`; a leading `*/` is `/`."""
+    while pattern.startswith("*/"):
+        pattern = pattern[1:]
+    return _wcglob.globmatch(string, _globstar_pattern(pattern), flags=_GLOB_FLAGS)
 
 
 def ip_match(ip1: Any, ip2: Any) -> bool:
@@ -265,7 +213,7 @@ BUILTIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "globMatch": _two(glob_match),
     "timeMatch": _time_match,
 }
-"""The functions pycasbin 1.43 registers for every matcher (keyGet* are not among them)."""
+"""The functions pycasbin 2.x registers for every matcher (keyGet* are not among them)."""
 
 NONDETERMINISTIC_FUNCTIONS = frozenset({"timeMatch"})
 """Functions whose answer depends on the clock: decisions using them are never cached."""
@@ -292,10 +240,7 @@ def _regex_literal_prefix(text: str) -> str:
 def literal_prefix(function: str, pattern: str) -> str:
     """A prefix of every key that `function(key, pattern)` accepts (possibly "")."""
     if function == "globMatch":
-        for i, char in enumerate(pattern):
-            if char in "?*[\\":
-                return pattern[:i]
-        return pattern
+        return glob_literal_prefix(pattern)
     if function == "regexMatch":
         return _regex_literal_prefix(pattern)
     if function == "keyMatch2":
@@ -315,6 +260,39 @@ def literal_prefix(function: str, pattern: str) -> str:
     return prefix
 
 
+def glob_literal_prefix(pattern: str) -> str:
+    """A prefix of `collapse_slashes(key)` for every key globMatch accepts (possibly "").
+
+    wcmatch treats runs of `/` as one on both sides, so the prefix is taken with runs
+    collapsed and the index compares it with the key collapsed the same way."""
+    while pattern.startswith("*/"):
+        pattern = pattern[1:]
+    pattern = _globstar_segments(pattern)
+    if pattern.endswith("/**"):  # matches the base too: only the base's prefix is certain
+        pattern = pattern[:-3]
+    for i, char in enumerate(pattern):
+        if char in "?*[{\\":
+            pattern = pattern[:i]
+            break
+    return collapse_slashes(pattern)
+
+
+def collapse_slashes(key: str) -> str:
+    return _SLASH_RUN.sub("/", key) if "//" in key else key
+
+
+def _before_query(key: str) -> str:
+    cut = key.find("?")
+    return key if cut == -1 else key[:cut]
+
+
+KEY_FORMS: dict[str, Callable[[str], str]] = {
+    "keyMatch5": _before_query,  # keyMatch5 ignores a `?query`
+    "globMatch": collapse_slashes,  # wcmatch reads runs of `/` as one
+}
+"""The key as a pattern function compares it with `literal_prefix` (identity when absent)."""
+
+
 def pattern_is_valid(function: str, pattern: str) -> bool:
     """Whether `function(key, pattern)` answers without raising for every string key."""
     try:
@@ -331,8 +309,39 @@ def pattern_is_valid(function: str, pattern: str) -> bool:
         elif function == "keyMatch5":
             re.compile(_key_match5_regex(pattern))
         elif function == "globMatch":
-            # glob_match recurses once per `*`; stay far from the recursion limit.
-            return pattern.count("*") < 64
-    except (re.error, RecursionError, OverflowError):
+            glob_match("", pattern)  # wcmatch refuses some patterns (e.g. too many braces)
+    except Exception:  # noqa: BLE001 - any refusal means "not valid for the index"
         return False
     return True
+
+
+# pycasbin's own callables (casbin.util), recognised by module and name without importing it.
+_PYCASBIN_MODULE = "casbin.util.builtin_operators"
+_PYCASBIN_NAMES = {
+    "key_match": "keyMatch", "key_match_func": "keyMatch",
+    "key_match2": "keyMatch2", "key_match2_func": "keyMatch2",
+    "key_match3": "keyMatch3", "key_match3_func": "keyMatch3",
+    "key_match4": "keyMatch4", "key_match4_func": "keyMatch4",
+    "key_match5": "keyMatch5", "key_match5_func": "keyMatch5",
+    "regex_match": "regexMatch", "regex_match_func": "regexMatch",
+    "ip_match": "ipMatch", "ip_match_func": "ipMatch",
+    "glob_match": "globMatch", "glob_match_func": "globMatch",
+    "time_match_func": "timeMatch",
+}  # fmt: skip
+_OURS: tuple[tuple[Any, str], ...] = (
+    *((fn, name) for name, fn in BUILTIN_FUNCTIONS.items()),
+    (key_match, "keyMatch"), (key_match2, "keyMatch2"), (key_match3, "keyMatch3"),
+    (key_match4, "keyMatch4"), (key_match5, "keyMatch5"), (regex_match, "regexMatch"),
+    (ip_match, "ipMatch"), (glob_match, "globMatch"), (_time_match, "timeMatch"),
+)  # fmt: skip
+
+
+def builtin_name(fn: Any) -> str | None:
+    """The matcher name of a built-in function given as a callable (ours, or pycasbin's
+    `casbin.util` one, whose answers are the same), or None for any other callable."""
+    for ours, name in _OURS:
+        if fn is ours:
+            return name
+    if getattr(fn, "__module__", None) == _PYCASBIN_MODULE:
+        return _PYCASBIN_NAMES.get(getattr(fn, "__name__", ""))
+    return None

@@ -8,9 +8,11 @@ breadth-first walk that stops after a fixed number of levels:
   `level <= 0`); a DomainManager keeps one graph per domain and reads the
   domain as `str(args[2])`, "" when absent; a RoleManager ignores it.
 * ConditionalRoleManager / ConditionalDomainManager (`(_, _)` parameters):
-  the same, within 10 links (`level < 0`). Link conditions are only set
-  through pycasbin's API, which this engine does not offer, so every link
-  holds.
+  the same, within 10 links (`level < 0`). Without condition functions every
+  link holds (`RoleGraph`); with them, `ConditionalRoleGraph` walks per query
+  and asks each link's function with the link's parameters (the rule's fields
+  in the parentheses), as pycasbin's `get_next_roles` does.
+* Matching functions (pattern names, pattern domains): pattern_roles.py.
 * When a model mixes conditional and plain definitions, pycasbin's plain
   `g` functions become `name1 == name2` (its function table keeps only the
   conditional factory); `RoleKind`s are resolved to `EQUALITY` then.
@@ -29,7 +31,7 @@ from typing import Any
 from policy_engine.engine.model import RoleKind
 from policy_engine.engine.types import Entity
 
-__all__ = ["GraphKind", "RoleGraph"]
+__all__ = ["ConditionalRoleGraph", "GraphKind", "RoleGraph"]
 
 _STRINGS = (str, Entity)
 
@@ -52,6 +54,8 @@ class GraphKind(Enum):
 
 class RoleGraph:
     """An immutable role graph for one `g*` definition, with precomputed closures."""
+
+    exact_closures = True  # names_reaching gives every name g accepts: the index may use it
 
     def __init__(self, kind: GraphKind, links: Iterable[tuple[str, str, str]]) -> None:
         """`links` are (user, role, domain) with domain "" for definitions without one."""
@@ -138,3 +142,82 @@ class RoleGraph:
     def function(self) -> Callable[..., bool]:
         """The `g` callable for matchers (a bound method: one per graph)."""
         return self.has_link
+
+
+class ConditionalRoleGraph:
+    """A conditional `g*` definition with link condition functions: walked per query.
+
+    `links` are (user, role, domain, params) in rule order; `conditions` maps
+    (user, role, domain) to a function called with the link's params. A
+    condition is looked up, like its params, under the query's domain: the
+    request domain for `g(a, b, dom)`, "" for `g(a, b)`. A ConditionalDomainManager
+    (`domain_aware`) keeps links per domain; a domain without links links nothing.
+    """
+
+    exact_closures = False
+    max_hops = 10
+
+    def __init__(
+        self,
+        links: Iterable[tuple[str, str, str, tuple[str, ...]]],
+        conditions: Mapping[tuple[str, str, str], Callable[..., Any]],
+        *,
+        domain_aware: bool,
+        params: Mapping[tuple[str, str, str], tuple[str, ...]] | None = None,
+    ) -> None:
+        """`params` (set_named_*_link_condition_func_params) replace a link's own params."""
+        self.kind = GraphKind.CONDITIONAL_DOMAIN if domain_aware else GraphKind.CONDITIONAL
+        self.domain_aware = domain_aware
+        edges: dict[str, dict[str, list[str]]] = {}
+        own: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        for user, role, domain, values in links:
+            key = domain if domain_aware else ""
+            targets = edges.setdefault(key, {}).setdefault(user, [])
+            if role not in targets:
+                targets.append(role)
+            own[(user, role, domain if domain_aware else "")] = values
+        own.update(params or {})
+        self._edges = edges
+        self._params = own
+        self._conditions = dict(conditions)
+        self.role_count = sum(len(graph) for graph in edges.values())
+
+    def has_link(self, *args: Any) -> bool:
+        """The `g(...)` matcher function: pycasbin's conditional walk, conditions included."""
+        name1 = args[0]
+        name2 = args[1]
+        if name1 == name2:
+            return True
+        domain = str(args[2]) if len(args) > 2 else ""
+        hash(name1)
+        hash(name2)
+        graph = self._edges.get(domain if self.domain_aware else "", {})
+        conditions = self._conditions
+        seen = {name1}
+        frontier = [name1]
+        for _ in range(self.max_hops + 1):
+            # Every link of the level is asked before the target is looked for: pycasbin asks
+            # them in set order, so a condition that raises beside the target may or may not
+            # fail its walk; failing it always keeps such a decision a deny.
+            following: list[Any] = []
+            for node in frontier:
+                for role in graph.get(node, ()):
+                    condition = conditions.get((node, role, domain))
+                    if condition is not None and not condition(
+                        *self._params.get((node, role, domain), ())
+                    ):
+                        continue
+                    if role not in seen:
+                        seen.add(role)
+                        following.append(role)
+            if name2 in frontier:
+                return True
+            if not following:
+                return False
+            frontier = following
+        return False
+
+    def names_reaching(self, name: str, domain: str) -> tuple[str, ...]:
+        raise NotImplementedError("conditional links are decided per query, never indexed")
+
+    function = has_link

@@ -7,9 +7,11 @@ the first field is the rule type (`p`, `p2`, `g`, ...).
 
 Where pycasbin would silently drop or only later trip over a line, this
 module refuses it with `PolicyLoadError` and its line number: an unknown
-rule type, a `p*` rule whose field count differs from its definition (pycasbin
-raises "invalid policy size" on the requests that reach it), a `g*` rule with
-fewer fields than its definition, unbalanced brackets.
+rule type, a `g*` rule with fewer fields than its definition, unbalanced
+brackets. A `p*` rule whose field count differs from its definition loads, as
+in pycasbin (priority models often have short lines); a decision whose scan
+reaches it fails with pycasbin's "invalid policy size" (see compiled.py), and
+`LoadedRules.misfits` lists such rules for linting.
 
 Order: pycasbin sorts rules after loading, by subject hierarchy when the
 effect is `subjectPriority(p_eft) || deny`, then by `p_priority` when a
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from policy_engine.engine.model import Model, RoleKind
@@ -67,6 +69,17 @@ class LoadedRules:
 
     policies: Mapping[str, RuleSet]
     groupings: Mapping[str, RuleSet]
+    sizes: Mapping[str, int] = field(default_factory=dict)  # fields of each p* definition
+
+    @property
+    def misfits(self) -> tuple[Rule, ...]:
+        """`p*` rules whose field count differs from their definition (loaded, as pycasbin does)."""
+        return tuple(
+            rule
+            for ptype, rules in self.policies.items()
+            for rule in rules
+            if len(rule.values) != self.sizes.get(ptype, len(rule.values))
+        )
 
     @property
     def count(self) -> int:
@@ -102,7 +115,6 @@ def split_rule_line(line: str) -> list[str]:
 def _parse(text: str, model: Model) -> tuple[dict[str, RuleSet], dict[str, RuleSet]]:
     policies = {key: RuleSet(key, [], []) for key in model.policies}
     groupings = {key: RuleSet(key, [], []) for key in model.roles}
-    expected_sizes = {key: len(tokens) for key, tokens in model.policies.items()}
     interned: dict[str, str] = {}
     intern = interned.setdefault
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -118,12 +130,6 @@ def _parse(text: str, model: Model) -> tuple[dict[str, RuleSet], dict[str, RuleS
         values = tuple(map(intern, fields, fields))
         rules = policies.get(key)
         if rules is not None:
-            expected = expected_sizes[key]
-            if len(values) != expected:
-                raise PolicyLoadError(
-                    f"{key} rule has {len(values)} fields, its definition has {expected}",
-                    line=number,
-                )
             rules.values.append(values)
             rules.lines.append(number)
         elif key in groupings:
@@ -204,6 +210,7 @@ def load_rules(text: str, model: Model) -> LoadedRules:
         at = tokens.index(f"{ptype}_priority")
         try:
             policies[ptype].reorder(lambda values, at=at: _priority_key(values[at]))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, IndexError) as exc:
             raise PolicyLoadError(f"{ptype}: cannot order rules by priority: {exc}") from exc
-    return LoadedRules(policies=policies, groupings=groupings)
+    sizes = {key: len(tokens) for key, tokens in model.policies.items()}
+    return LoadedRules(policies=policies, groupings=groupings, sizes=sizes)

@@ -6,7 +6,7 @@ import pytest
 
 from policy_engine.engine import Engine
 from policy_engine.engine.model import RoleKind, parse_model
-from policy_engine.errors import ModelError, PolicyLoadError
+from policy_engine.errors import EvaluationError, ModelError, PolicyLoadError
 
 BASIC = """
 [request_definition]
@@ -58,6 +58,15 @@ class TestModel:
             parse_model(BASIC + "\nnonsense\n")
 
 
+def test_a_repeated_section_or_key_is_read_as_pycasbin_reads_it() -> None:
+    """A second [matchers] section, and a key given twice, replace the earlier text (the last
+    wins, as in pycasbin's config reader)."""
+    text = BASIC + "\n[matchers]\nm = r.sub == p.sub\nm = r.sub == p.sub && r.act == p.act\n"
+    engine = Engine.from_text(text, "p, alice, data, read\n")
+    assert engine.model.matchers["m"] == "r_sub == p_sub && r_act == p_act"
+    assert engine.enforce("alice", "other", "read")
+
+
 class TestPolicy:
     def test_comments_blank_lines_and_brackets(self) -> None:
         """`#` lines and blank lines are skipped; commas inside brackets do not split."""
@@ -74,18 +83,29 @@ class TestPolicy:
         ("policy", "line"),
         [
             ("p, alice, data, read\nq, alice, data, read", 2),
-            ("p, alice, data", 1),
-            ("\n\np, alice, data, read, extra", 3),
             ("g, alice", 1),
             ("p, alice, data), read", 1),
             ("(p, alice, data, read", 1),
         ],
     )
     def test_bad_rule_lines_name_their_line(self, policy: str, line: int) -> None:
-        """Unknown rule types, wrong field counts and bad brackets are PolicyLoadError with the line."""
+        """Unknown rule types, short g rules and bad brackets are PolicyLoadError with the line."""
         with pytest.raises(PolicyLoadError) as caught:
             Engine.from_text(BASIC, policy)
         assert caught.value.line == line
+
+    def test_rules_of_the_wrong_size_load_and_fail_only_when_reached(self) -> None:
+        """A p rule with fewer or more fields loads (as in pycasbin); a scan reaching it fails
+        naming its line, one that stops before it decides."""
+        model = BASIC.replace("p = sub, obj, act", "p = priority, sub, obj, act, eft").replace(
+            "some(where (p.eft == allow))", "priority(p.eft) || deny"
+        )
+        policy = "p, 1, alice, data, read, allow\np, 2, bob, data\np, 3, eve, data, read, deny, x\n"
+        engine = Engine.from_text(model, policy)
+        assert engine.decide("alice", "data", "read").allowed
+        with pytest.raises(EvaluationError, match="invalid policy size.*line 2"):
+            engine.decide("bob", "data", "read")
+        assert [rule.line for rule in engine.misfits] == [2, 3]
 
     def test_priority_orders_rules_and_keeps_lines(self) -> None:
         """Rules are decided in priority order; the matched rule reports its own line."""
