@@ -113,14 +113,14 @@ class DecisionLog:
         flush_interval: float = 0.25,
         on_loss: str = "count",
         statement_timeout: float = 5.0,
-        write_deadline: float | None = None,
+        write_deadline: float = 3.0,
         retry_interval: float = 0.25,
         max_retry_interval: float = 5.0,
         takeover: Takeover | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """`write_deadline`: seconds a database operation may take before it counts as failed
-        (default: the statement timeout and half a second); `engine` should be the writer's own
+        (a batch is then spilled); `engine` should be the writer's own
         (its connections are cut when the deadline passes). `on_progress(handled, seq)` is
         called from the writer thread each time decisions are done with, in the order queued:
         `handled` decisions so far (stored, spilled, skipped as already stored, or lost), the
@@ -130,8 +130,7 @@ class DecisionLog:
         if not replica_id or len(replica_id) > 128:
             raise ValueError("replica_id must have 1 to 128 characters")
         self.replica_id = replica_id
-        deadline = write_deadline if write_deadline is not None else statement_timeout + 0.5
-        self._repository = DecisionLogRepository(engine, deadline=deadline)
+        self._repository = DecisionLogRepository(engine, deadline=write_deadline)
         self._protector = protector
         # Groups of entries (one per record/record_many call), `_queued` entries in all: a
         # BatchCheck's entries are taken as one item, and the bound counts entries.

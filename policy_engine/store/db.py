@@ -29,7 +29,7 @@ _MIGRATIONS = Path(__file__).resolve().parents[1] / "_migrations"
 # connecting after a few seconds, and let TCP keepalive and the user timeout tell a dead path
 # from an idle one. (A path that is open but forwards nothing is cut by store.deadlines.)
 _CLIENT_TIMEOUTS = {
-    "connect_timeout": 3,
+    "connect_timeout": 2,
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
