@@ -31,7 +31,7 @@ import dataclasses
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -272,7 +272,7 @@ class DecisionLogRepository:
         """
         if not rows:
             return
-        with self._limited(), self._engine.connect() as conn, sqlite_busy_timeout(conn, self._deadline):
+        with self._writing() as conn:
             with conn.begin():
                 dialect = conn.dialect.name
                 if dialect == "postgresql":
@@ -284,13 +284,16 @@ class DecisionLogRepository:
                 else:
                     raise StoreError(f"the decision log does not support {dialect!r}")
 
-    def _limited(self) -> Any:
-        """The writer's deadline around one operation (nothing without one)."""
-        return self._limit.limit(self._deadline) if self._limit is not None else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A connection for one of the writer's operations, under its deadline (if any)."""
+        limit = self._limit.limit(self._deadline) if self._limit is not None else contextlib.nullcontext()
+        with limit, self._engine.connect() as conn, sqlite_busy_timeout(conn, self._deadline):
+            yield conn
 
     def position(self, replica_id: str) -> ReplicaPosition | None:
         """The end of `replica_id`'s chain in the database (rows or purge checkpoint), if any."""
-        with self._limited(), self._read() as conn:
+        with self._writing() as conn:
             last = conn.execute(
                 select(decision_log.c.seq, decision_log.c.entry_hash)
                 .where(decision_log.c.replica_id == replica_id)
@@ -311,7 +314,7 @@ class DecisionLogRepository:
     def decision_ids_after(self, replica_id: str, seq: int) -> set[str]:
         """The decision ids of `replica_id`'s rows after `seq` (a group row's is its first
         item's): what a writer taking over must not store again."""
-        with self._limited(), self._read() as conn:
+        with self._writing() as conn:
             return set(conn.scalars(
                 select(decision_log.c.decision_id).where(
                     decision_log.c.replica_id == replica_id, decision_log.c.seq > seq

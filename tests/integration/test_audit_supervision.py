@@ -5,30 +5,34 @@ can run, and a hung database spills instead of holding entries in memory."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, delete, func, select
 
 from policy_engine.audit import AuditUnavailableError, DecisionLog
 from policy_engine.audit.process import DecisionLogProcess
 from policy_engine.audit.writer import Takeover
 from policy_engine.config import AuditSettings
 from policy_engine.store import ensure_schema, open_database
+from policy_engine.store.audit_tables import decision_log
 from policy_engine.store.decision_log import DecisionLogRepository
 from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 from tests.integration.test_decision_log import decision, protector, wait_until
 from tests.integration.test_decision_log_groups import batch_of, request_group
+from tests.support.processes import serve_process
 from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -408,3 +412,105 @@ def test_a_locked_sqlite_spills_within_seconds_and_replays_exactly_once(sqlite_u
     engine.dispose()
 
 
+
+
+@dataclass
+class SlowDatabase:
+    """A real database the test can make stop answering (and answer again)."""
+
+    url: str  # what the server uses
+    direct: Engine  # the test's: always answers
+    stall: Callable[[], None]
+    recover: Callable[[], None]
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def slow_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SlowDatabase]:
+    """PostgreSQL behind a proxy that hangs (connections open, nothing forwarded); SQLite under
+    another writer's exclusive lock."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        direct = open_database(url)
+        ensure_schema(direct, url)
+        proxy = TcpProxy(("127.0.0.1", 5432))
+        proxy.start()
+        yield SlowDatabase(url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), direct, proxy.hang,
+                           proxy.resume)
+        proxy.close()
+    else:
+        url = f"sqlite:///{tmp_path / 'slow.db'}"
+        ensure_schema(open_database(url), url)
+        direct = create_engine(url)  # reads without BEGIN IMMEDIATE: not blocked by the lock
+        holder = sqlite3.connect(tmp_path / "slow.db", isolation_level=None, check_same_thread=False)
+        yield SlowDatabase(url, direct, lambda: holder.execute("BEGIN EXCLUSIVE"),
+                           lambda: holder.execute("ROLLBACK") if holder.in_transaction else None)
+        holder.close()
+    direct.dispose()
+
+
+def test_a_crash_while_the_database_is_slow_is_a_named_gap_and_tampering_still_shows(
+    slow_database: SlowDatabase, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 of a real server and its writer while the writer's insert waits on a slow
+    database: after a restart, verify passes naming the crash gap (entries lost in a crash)
+    and checks every later row; a row deleted afterwards is still reported as tampering."""
+    monkeypatch.setenv("POLICY_ENGINE_REPLICA_ID", "crash-replica")
+    repository = DecisionLogRepository(slow_database.direct)
+    position_file = tmp_path / "var" / "audit" / "crash-replica.position"
+
+    def in_doubt() -> int | None:
+        """The last seq of a batch sent to the database and not stored there yet."""
+        try:
+            saved = json.loads(position_file.read_text())
+        except (OSError, ValueError):
+            return None
+        stored = repository.position("crash-replica")
+        if saved.get("first_in_doubt") is None or (stored is not None and stored.seq >= saved["seq"]):
+            return None
+        return int(saved["seq"])
+
+    with serve_process(slow_database.url, ROOT / "policies", tmp_path) as (target, server):
+        traffic = Traffic(target)
+        try:
+            traffic.wait_for(200)
+            wait_until(lambda: repository.count() > 0)
+            slow_database.stall()
+            try:
+                wait_until(lambda: in_doubt() is not None, timeout=20)
+                (writer,) = writer_pids(server.pid)
+                os.kill(writer, signal.SIGKILL)
+                os.kill(server.pid, signal.SIGKILL)
+            finally:
+                slow_database.recover()
+        finally:
+            traffic.stop()
+        server.wait(10)
+    lost_at = in_doubt()
+    assert lost_at is not None
+    with serve_process(slow_database.url, ROOT / "policies", tmp_path) as (target, _server):
+        traffic = Traffic(target)
+        try:
+            traffic.wait_for(200)
+        finally:
+            traffic.stop()
+    report = repository.verify()
+    assert report.ok, report.lines()
+    (chain,) = report.replicas
+    (gap,) = chain.crash_gaps
+    assert gap.last == lost_at and not gap.resent
+    assert any("entries lost in a crash at" in line for line in report.lines()), report.lines()
+    rows = _rows(slow_database.direct)
+    assert chain.rows_checked == rows and chain.last_seq == rows + gap.rows  # every row after the gap checked
+
+    with slow_database.direct.begin() as conn:
+        conn.execute(delete(decision_log).where(decision_log.c.seq == chain.last_seq - 3))
+    report = repository.verify()
+    assert not report.ok
+    (chain,) = report.replicas
+    assert chain.problem is not None and (chain.problem.kind, chain.problem.seq) == ("gap", chain.last_seq - 3)
+    assert len(chain.crash_gaps) == 1 and chain.rows_checked == rows - 1
+
+
+def _rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(decision_log)) or 0)
