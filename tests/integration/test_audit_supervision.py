@@ -5,6 +5,7 @@ can run, and a hung database spills instead of holding entries in memory."""
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, create_engine, delete, func, select
 from policy_engine.audit import AuditUnavailableError, DecisionLog
 from policy_engine.audit.process import DecisionLogProcess
 from policy_engine.audit.writer import Takeover
+from policy_engine.cli import policyctl
 from policy_engine.config import AuditSettings
 from policy_engine.store import ensure_schema, open_database
 from policy_engine.store.audit_tables import decision_log
@@ -434,8 +436,16 @@ def slow_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sl
         ensure_schema(direct, url)
         proxy = TcpProxy(("127.0.0.1", 5432))
         proxy.start()
-        yield SlowDatabase(url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), direct, proxy.hang,
-                           proxy.resume)
+
+
+        def recover() -> None:
+            # the connections that hung are cut, what they held never arrives (a client that
+            # died meanwhile committed nothing); new connections go through
+            proxy.stop()
+            proxy.resume()
+            proxy.start()
+
+        yield SlowDatabase(url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), direct, proxy.hang, recover)
         proxy.close()
     else:
         url = f"sqlite:///{tmp_path / 'slow.db'}"
@@ -493,6 +503,11 @@ def test_a_crash_while_the_database_is_slow_is_a_named_gap_and_tampering_still_s
             traffic.wait_for(200)
         finally:
             traffic.stop()
+        # the restarted writer has stored its crash record and rows after it
+        wait_until(lambda: getattr(repository.position("crash-replica"), "seq", 0) > lost_at + 1)
+        out, err = io.StringIO(), io.StringIO()
+        code = policyctl.run(["decisions", "verify", "--server", target], out, err)
+        assert code == 0 and "1 crash gap (see above)" in out.getvalue(), out.getvalue() + err.getvalue()
     report = repository.verify()
     assert report.ok, report.lines()
     (chain,) = report.replicas
