@@ -11,10 +11,11 @@ child process (audit.writer_process) runs an ordinary DecisionLog (same spill
 file, chain and exactly-once replay) and feeds it with backpressure. With
 priority "idle" the child runs at idle CPU priority.
 
-Supervision: the serving process keeps every entry it handed over until the
+Supervision: a standby writer process waits beside the writer, spawned and
+imported; the serving process keeps every entry it handed over until the
 writer says it is done with it (stored in the database or the fsynced spill
-file, or counted lost). When the writer process dies (a crash, kill -9), a new
-one is started at once; it is re-sent every entry the dead one had not finished,
+file, or counted lost). When the writer process dies (a crash, kill -9), the
+standby takes over at once (and a new standby is spawned); it is re-sent every entry the dead one had not finished,
 skips by decision id those the dead one had stored in its last instant, and
 records a crash gap for the batch the crash left in doubt (audit.position).
 Meanwhile entries keep arriving in the buffer. When a writer cannot be started,
@@ -34,10 +35,12 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,15 @@ _START_TIMEOUT = 30.0
 _FIRST_RETRY, _MAX_RETRY = 0.25, 2.0
 
 Unit = Sequence[DecisionRecord] | DecisionGroup
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """A writer process (a standby until it is sent its arguments), its pipe and counters."""
+
+    process: Any
+    pipe: Any
+    counters: Any
 
 
 class DecisionLogProcess:
@@ -130,7 +142,8 @@ class DecisionLogProcess:
         self._process: Any = None
         self._pipe: Any = None
         self._counters: Any = None
-        self._ready_seen = False
+        self._standby: _Writer | None = None
+        self._started = False  # the first writer became ready
         self._launch(first_entry=0, takeover=None)
         self._flusher = threading.Thread(target=self._flush_loop, name=f"decision-log-flush:{replica_id}",
                                          daemon=True)
@@ -157,9 +170,13 @@ class DecisionLogProcess:
 
     @property
     def available(self) -> bool:
-        """Whether decisions are being logged: a writer process runs (or is being replaced after
-        a crash) and can keep entries in the database or its spill file."""
-        return not self._down and not self._closed and not self._counters[_FAILING]
+        """Whether decisions are being logged: the first writer process has started, one runs
+        (or is being replaced after a crash), and it can keep entries in the database or its
+        spill file."""
+        counters = self._counters
+        if not self._started:
+            self._started = bool(counters[_READY])
+        return self._started and not self._down and not self._closed and not counters[_FAILING]
 
     def has_room(self, count: int) -> bool:
         """Whether `count` more entries would be accepted now (see AuditSink). With no writer
@@ -258,25 +275,43 @@ class DecisionLogProcess:
         while self._unacked and self._unacked[0][1] <= done:
             self._unacked.popleft()
 
-    def _launch(self, first_entry: int, takeover: Takeover | None) -> None:
+    def _spawn(self) -> _Writer:
+        """A standby writer process: it imports its modules, then waits for its arguments."""
         reader, pipe = self._context.Pipe(duplex=False)
         widen(pipe)
         counters = self._context.Array("q", SLOTS, lock=False)
-        counters[_TAKEN] = counters[_DONE] = first_entry
-        counters[_DONE_SEQ] = -1
-        arguments = WriterArguments(**{**self._template.__dict__, "first_entry": first_entry, "takeover": takeover})
         process = self._context.Process(
             target=writer_main,
-            args=(arguments, reader, counters),
+            args=(reader, counters),
             name=f"decision-log:{self._replica_id}",
             daemon=True,
         )
         process.start()
         reader.close()
-        self._process, self._pipe, self._counters = process, pipe, counters
+        return _Writer(process, pipe, counters)
+
+    def _launch(self, first_entry: int, takeover: Takeover | None) -> None:
+        """Make the standby (or, without a live one, a new process) the writer, from entry
+        number `first_entry` on, and spawn the next standby."""
+        writer, self._standby = self._standby, None
+        if writer is None or not writer.process.is_alive():
+            if writer is not None:
+                writer.pipe.close()
+            writer = self._spawn()
+        counters = writer.counters
+        counters[_TAKEN] = counters[_DONE] = first_entry
+        counters[_DONE_SEQ] = -1
+        arguments = WriterArguments(**{**self._template.__dict__, "first_entry": first_entry, "takeover": takeover})
+        self._process, self._pipe, self._counters = writer.process, writer.pipe, counters
         self._died.clear()
-        threading.Thread(target=self._watch, args=(process,), name=f"decision-log-watch:{self._replica_id}",
+        threading.Thread(target=self._watch, args=(writer.process,), name=f"decision-log-watch:{self._replica_id}",
                          daemon=True).start()
+        try:
+            writer.pipe.send_bytes(pickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL))
+        except (OSError, ValueError):
+            self._died.set()  # it died as a standby: _wait_ready sees it
+        if not self._closed:
+            self._standby = self._spawn()
 
     def _watch(self, process: Any) -> None:
         multiprocessing.connection.wait([process.sentinel])
@@ -377,6 +412,13 @@ class DecisionLogProcess:
         self._flusher.join(timeout / 2)
         if self._flusher.is_alive():
             log.error("decision log: could not hand the last entries to the writer process")
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            standby.pipe.close()  # a standby whose pipe closes exits
+            standby.process.join(5)
+            if standby.process.is_alive():
+                standby.process.kill()
+                standby.process.join(5)
         self._process.join(max(deadline - time.monotonic(), 0.1))
         if self._process.is_alive():
             # It ignores SIGTERM (so a terminal's signals cannot cut its drain short): kill it.

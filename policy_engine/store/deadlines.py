@@ -7,7 +7,9 @@ when it outlives its time, the sockets of the engine's PostgreSQL connections ar
 the blocked call fails at once with the driver's connection error (and SQLAlchemy discards the
 connection). Every connection of the engine is cut, not only the one in use, because the one
 that hangs may be a pooled connection being pinged before it is handed out; an idle connection
-cut by mistake is replaced by the pool's pre-ping. So the engine must be the operation's own
+cut by mistake is replaced by the pool's pre-ping (and, until the overrun operation has failed,
+no new connection is opened for it: the pre-ping's reconnect would wait out a connect timeout
+first). So the engine must be the operation's own
 (the decision log's writer has one). SQLite has no socket: its hang is a lock held by another
 writer, which `sqlite_busy_timeout` bounds instead.
 """
@@ -27,9 +29,13 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
-__all__ = ["Deadline", "sqlite_busy_timeout"]
+__all__ = ["Deadline", "DeadlinePassedError", "sqlite_busy_timeout"]
 
 log = logging.getLogger(__name__)
+
+
+class DeadlinePassedError(ConnectionError):
+    """A database operation outlived its deadline (raised instead of opening a connection)."""
 
 
 class Deadline:
@@ -38,9 +44,15 @@ class Deadline:
     def __init__(self, engine: Engine) -> None:
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._overrun = 0  # operations past their deadline and not yet ended
         self._sqlite = engine.dialect.name == "sqlite"  # no socket: see sqlite_busy_timeout
         if engine.dialect.name == "postgresql":
             event.listen(engine, "connect", self._opened)
+            event.listen(engine, "do_connect", self._connecting)
+
+    def _connecting(self, *_args: Any) -> None:
+        if self._overrun:
+            raise DeadlinePassedError("the database did not answer before the deadline")
 
     def _opened(self, dbapi_connection: Any, _record: Any) -> None:
         with self._lock:
@@ -53,12 +65,14 @@ class Deadline:
         if seconds is None or self._sqlite:
             yield
             return
-        running = [True]
+        running = [True, False]  # running, overrun
 
         def expire() -> None:
             with self._lock:
                 if not running[0]:
                     return
+                running[1] = True
+                self._overrun += 1
                 connections = list(self._connections)
             log.warning("database did not answer within %.1fs: cutting %d connection(s)", seconds,
                         len(connections))
@@ -71,6 +85,8 @@ class Deadline:
         finally:
             with self._lock:
                 running[0] = False
+                if running[1]:
+                    self._overrun -= 1
             _WATCHDOG.disarm(timer)
 
 

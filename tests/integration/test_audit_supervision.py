@@ -4,7 +4,6 @@ can run, and a hung database spills instead of holding entries in memory."""
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
@@ -42,7 +41,8 @@ AUTHORIZATION = "policy_engine.v1.AuthorizationService"
 
 
 def writer_pids(parent: int) -> set[int]:
-    """The decision-log writer processes (spawned children) of process `parent`."""
+    """The decision-log writer processes of process `parent`: its spawned children holding a
+    spill file's lock (a standby writer holds none)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -53,9 +53,16 @@ def writer_pids(parent: int) -> set[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmdline:
+        if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmdline and _holds_spill_lock(entry):
             found.add(int(entry.name))
     return found
+
+
+def _holds_spill_lock(process: Path) -> bool:
+    try:
+        return any(os.readlink(fd).endswith(".spill.lock") for fd in (process / "fd").iterdir())
+    except OSError:
+        return False
 
 
 def open_sink(url: str, spill_dir: Path, **options) -> DecisionLogProcess:  # type: ignore[no-untyped-def]
@@ -69,26 +76,18 @@ def stored_ids(engine: Engine) -> list[str]:
 
 
 @contextmanager
-def spill_lock_taken_after_kill(sink: DecisionLogProcess, spill_dir: Path) -> Iterator[None]:
-    """Kill the writer and take its spill file's lock before a new writer can: no writer can
-    start (as with another process using the same replica id) until the block ends."""
-    pid = sink.writer_pid
-    assert pid is not None
-    holder = open(spill_dir / "replica-s.spill.lock", "a")  # noqa: SIM115
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "the killed writer's lock was never released"
-            time.sleep(0.001)
+def no_writer_can_start(writer: int, spill_dir: Path) -> Iterator[None]:
+    """Kill the writer process `writer` with its spill directory replaced by a file, so that no
+    writer can open its spill file, until the block ends (the directory is then put back)."""
+    away = spill_dir.with_name(spill_dir.name + ".away")
+    spill_dir.rename(away)
+    spill_dir.write_text("not a directory")
+    os.kill(writer, signal.SIGKILL)
     try:
         yield
     finally:
-        fcntl.flock(holder, fcntl.LOCK_UN)
-        holder.close()
+        spill_dir.unlink()
+        away.rename(spill_dir)
 
 
 class TestSupervisedWriter:
@@ -201,7 +200,8 @@ class TestSupervisedWriter:
             sink.record(entry := decision(0))
             kept.append(entry.decision_id)
             wait_until(lambda: sink.stats.written == 1)
-            with spill_lock_taken_after_kill(sink, spill):
+            assert sink.writer_pid is not None
+            with no_writer_can_start(sink.writer_pid, spill):
                 wait_until(lambda: not sink.available, timeout=30)
                 if on_loss == "fail_closed":
                     with pytest.raises(AuditUnavailableError, match="cannot be started"):
@@ -306,41 +306,27 @@ def test_killing_the_writer_under_traffic_loses_no_answered_decision(postgres_ur
     engine.dispose()
 
 
-def test_health_is_not_serving_while_no_writer_can_start(sqlite_url: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_health_is_not_serving_while_no_writer_can_start(sqlite_url: str, tmp_path: Path) -> None:
     """Under fail_closed, with the writer killed and no new one able to start, the server
     reports NOT_SERVING (the whole server and the authorization service) instead of taking
     traffic it refuses; once a writer can start it is SERVING and answers again."""
-    monkeypatch.setenv("POLICY_ENGINE_REPLICA_ID", "replica-s")
     spill = tmp_path / "audit"
     audit = AuditSettings(spill_dir=spill, writer="process", on_loss="fail_closed")
     with running_server(ROOT / "policies", db_url=sqlite_url, audit=audit) as server:
         wait_until(lambda: health(server.target) == health_pb2.HealthCheckResponse.SERVING)
+        wait_until(lambda: len(writer_pids(os.getpid())) == 1)
         (writer,) = writer_pids(os.getpid())
         with grpc.insecure_channel(server.target) as channel:
             stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
             stub.Check(check(0), timeout=10)
-            holder = open(spill / "replica-s.spill.lock", "a")  # noqa: SIM115
-            os.kill(writer, signal.SIGKILL)
-            wait_until(lambda: _try_lock(holder), timeout=10)
-            try:
+            with no_writer_can_start(writer, spill):
                 for service in ("", AUTHORIZATION):
                     wait_until(lambda: health(server.target, service) == health_pb2.HealthCheckResponse.NOT_SERVING)
                 with pytest.raises(grpc.RpcError) as refused:
                     stub.Check(check(1), timeout=10)
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-            finally:
-                fcntl.flock(holder, fcntl.LOCK_UN)
-                holder.close()
             wait_until(lambda: health(server.target) == health_pb2.HealthCheckResponse.SERVING)
             assert stub.Check(check(2), timeout=10).decision_id
-
-
-def _try_lock(holder) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
 
 
 def test_a_hung_postgres_spills_within_seconds_and_replays_exactly_once(postgres_url: str, tmp_path: Path) -> None:
