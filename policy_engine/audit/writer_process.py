@@ -72,15 +72,16 @@ def _run_when_idle() -> None:
 
 
 def writer_main(inbox: Any, counters: Any) -> None:
-    # The parent decides when to stop (the end marker); a terminal's Ctrl-C or a SIGTERM to the
-    # process group must not kill the writer before it has drained.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     counters[_STANDING_BY] = 1
     try:
         arguments: WriterArguments = pickle.loads(inbox.recv_bytes())  # a standby until then
     except (EOFError, OSError):
         return
+    # The parent decides when to stop (the end marker); a terminal's Ctrl-C or a SIGTERM to the
+    # process group must not kill the writer before it has drained. (A standby holds nothing:
+    # SIGTERM, as multiprocessing sends its daemons at exit, ends it.)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if arguments.priority == "idle":
         _run_when_idle()
 
