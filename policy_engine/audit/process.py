@@ -261,7 +261,8 @@ class DecisionLogProcess:
             try:
                 self._pipe.send_bytes(dumps(chunk))
             except (OSError, ValueError):
-                for rest in _chunks(units[start:]):
+                rest = units[start:]
+                if rest:  # kept, to be re-sent with the rest to the next writer
                     rest_count = sum(weight(unit) for unit in rest)
                     self._unacked.append((self._sent, self._sent + rest_count, rest))
                     self._sent += rest_count
@@ -447,7 +448,3 @@ def _last_entries(unit: Unit, count: int) -> Unit:
     if type(unit) is DecisionGroup:
         return unit._replace(items=unit.items[len(unit.items) - count :])
     return unit[len(unit) - count :]
-
-
-def _chunks(units: list[Unit]) -> list[list[Unit]]:
-    return [units] if units else []

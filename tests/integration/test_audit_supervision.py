@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -28,7 +29,7 @@ from policy_engine.cli import policyctl
 from policy_engine.config import AuditSettings
 from policy_engine.store import ensure_schema, open_database
 from policy_engine.store.audit_tables import decision_log
-from policy_engine.store.decision_log import DecisionLogRepository
+from policy_engine.store.decision_log import CrashGap, DecisionLogRepository, gap_row
 from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 from tests.integration.test_decision_log import decision, protector, wait_until
@@ -515,3 +516,24 @@ def test_a_crash_while_the_database_is_slow_is_a_named_gap_and_tampering_still_s
 def _rows(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(decision_log)) or 0)
+
+
+def test_rows_deleted_from_a_batch_a_crash_record_names_are_tampering(engine: Engine, tmp_path: Path) -> None:
+    """A crash record explains its batch missing whole; its rows all present verify as usual,
+    and some of them deleted is tampering (a batch is stored whole or not at all)."""
+    log = DecisionLog(engine, replica_id="r", spill_dir=tmp_path / "spill", protector=protector())
+    log.record_many([decision(n) for n in range(10)])
+    log.close(timeout=30)
+    repository = DecisionLogRepository(engine)
+    tenth = repository.position("r")
+    assert tenth is not None and tenth.seq == 10
+    gap = CrashGap(6, 10, 5, datetime.now(UTC), resent=False)
+    repository.insert_rows([gap_row("r", 11, tenth.hash, gap, datetime.now(UTC))])
+    report = repository.verify()
+    assert report.ok and report.replicas[0].crash_gaps == () and report.replicas[0].rows_checked == 11
+    assert repository.count() == 10  # the record holds no decision
+    with engine.begin() as conn:
+        conn.execute(delete(decision_log).where(decision_log.c.seq >= 8, decision_log.c.seq <= 10))
+    report = repository.verify()
+    problem = report.replicas[0].problem
+    assert problem is not None and (problem.kind, problem.seq) == ("gap", 8), report.lines()
