@@ -595,6 +595,7 @@ class DecisionLog:
             self._position = ReplicaPosition(start.position.seq + 1, row[_ENTRY_HASH])
             self._store([row], 0, start.position, database=True)
         self._progress(0)
+        self._kept_at = time.monotonic()  # the first batch gathers for a flush interval too
         return True
 
     def _stored_after(self, seq: int, database_known: bool) -> set[str]:
