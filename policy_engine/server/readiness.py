@@ -12,12 +12,15 @@ once started, so operators can still look.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from grpc_health.v1 import health, health_pb2
 
 from policy_engine.audit import AuditSink
 
 __all__ = ["Readiness"]
+
+log = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -33,6 +36,7 @@ class Readiness:
         self._admin = admin
         self._loaded = False
         self._logging = True
+        self._started = False  # the log has been available once
         self._shown: tuple[bool, bool] | None = None
 
     async def policies_loaded(self) -> None:
@@ -42,7 +46,15 @@ class Readiness:
     async def watch(self, interval: float = 0.2) -> None:
         """Follow the decision log's availability (runs until cancelled)."""
         while True:
-            self._logging = self._sink.available
+            logging_now = self._sink.available
+            if logging_now != self._logging and self._started:  # the writer's start is no news
+                if logging_now:
+                    log.warning("the decision log keeps entries again: the authorization service is SERVING")
+                else:
+                    log.error("the decision log cannot keep entries: reporting NOT_SERVING for the "
+                              "authorization service until it can")
+            self._logging = logging_now
+            self._started = self._started or logging_now
             await self._show()
             await asyncio.sleep(interval)
 
