@@ -21,9 +21,14 @@ class AuditSink(Protocol):
     the log); `record_many` several entries at once, in order. All raise AuditUnavailableError
     only under the fail-closed policy, when the entries cannot be kept (then none of the
     call's entries is kept). `has_room(count)` says whether `count` more entries would be
-    queued now (for more than the whole queue holds: whether the queue is empty). `close`
+    queued now (for more than the whole queue holds: whether the queue is empty). `available`
+    says whether entries are being kept now (False: the writer cannot run, or neither the
+    database nor the spill file takes entries; health then reports NOT_SERVING). `close`
     drains everything accepted so far to durable storage (clean shutdown).
     """
+
+    @property
+    def available(self) -> bool: ...
 
     def has_room(self, count: int) -> bool: ...
 
@@ -38,6 +43,10 @@ class AuditSink(Protocol):
 
 class NullSink:
     """Keeps nothing: the sink when the decision log is off (and in tests of other parts)."""
+
+    @property
+    def available(self) -> bool:
+        return True
 
     def has_room(self, count: int) -> bool:
         del count

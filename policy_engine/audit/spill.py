@@ -96,6 +96,18 @@ class SpillFile:
                 offset += len(line)
         return rows, offset
 
+    def decision_ids_after(self, seq: int) -> set[str]:
+        """The decision ids of the rows in the file after chain position `seq`."""
+        found = set()
+        with open(self.path, "rb") as reader:
+            for line in reader:
+                if not line.endswith(b"\n"):
+                    break
+                row = json.loads(line)
+                if int(row["seq"]) > seq:
+                    found.add(str(row["decision_id"]))
+        return found
+
     def commit_through(self, offset: int) -> None:
         """Rows before `offset` are in the database; once that is all of them, empty the file."""
         self._offset = offset

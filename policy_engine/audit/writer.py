@@ -8,26 +8,35 @@ fsynced instead; while the spill file holds rows, new batches go behind them in 
 the writer replays the file into the database in chunks (insert-if-absent) with backoff until it
 is empty. The spill file is emptied only after its rows are committed.
 
-Where the chain continues after a restart: the highest of the replica's last row or purge
-checkpoint in the database, the last row of an unreplayed spill file, and the position file
-(the position of the last batch sent to the database, written before each insert, not fsynced). When the
-database is unreachable at start and there is no spill or position file, the writer waits for
-the database before taking entries, so entries stay queued (and the queue may fill).
+Every database operation of the writer has a client-side deadline (`write_deadline`,
+store.deadlines): a database that hangs (connections open, nothing answered) is treated as down,
+and batches spill, instead of waiting in memory until the queue overflows.
+
+Where the chain continues after a restart (audit.position): the highest of the replica's last
+row or purge checkpoint in the database, the last row of an unreplayed spill file, and the
+position file (the position of the last batch sent to the database, written before each insert,
+not fsynced); a batch that a crash left in doubt is never given new numbers, and is recorded as a
+crash gap when it is not found stored. When the database is unreachable at start and there is no
+spill or position file, the writer waits for the database before taking entries, so entries stay
+queued (and the queue may fill).
+
+A writer that takes over from one that died (`takeover`, audit.process) is re-sent what the dead
+one held unacknowledged: entries that it had stored already (in the database or the spill file,
+after the acknowledged position) are recognised by decision id and skipped, so none is stored twice.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import queue
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +52,20 @@ from policy_engine.audit.records import (
     stored_items_json,
     weight,
 )
+from policy_engine.audit.position import PositionFile, chain_start
 from policy_engine.audit.spill import SpillFile
 from policy_engine.store.decision_log import (
-    GENESIS_HASH,
     ROW_COLUMNS,
     DecisionLogRepository,
     ReplicaPosition,
     canonical_time,
     chain_hash,
+    gap_row,
     row_from_mapping,
     row_mapping,
 )
 
-__all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats", "first_entries"]
+__all__ = ["LOSS_POLICIES", "DecisionLog", "DecisionLogStats", "Takeover", "first_entries"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +89,15 @@ class DecisionLogStats:
     spill_pending: bool
 
 
+@dataclass(frozen=True)
+class Takeover:
+    """This writer replaces one that died: the first `resent` decisions it is given were handed
+    to the dead writer, which acknowledged every decision it stored up to chain seq `after_seq`."""
+
+    after_seq: int
+    resent: int
+
+
 class DecisionLog:
     """The real AuditSink: bounded queue, background batching writer, spill file, replay."""
 
@@ -94,15 +113,24 @@ class DecisionLog:
         flush_interval: float = 0.25,
         on_loss: str = "count",
         statement_timeout: float = 5.0,
+        write_deadline: float = 3.0,
         retry_interval: float = 0.25,
         max_retry_interval: float = 5.0,
+        takeover: Takeover | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
+        """`write_deadline`: seconds a database operation may take before it counts as failed
+        (a batch is then spilled); `engine` should be the writer's own
+        (its connections are cut when the deadline passes). `on_progress(handled, seq)` is
+        called from the writer thread each time decisions are done with, in the order queued:
+        `handled` decisions so far (stored, spilled, skipped as already stored, or lost), the
+        chain ending at `seq`."""
         if on_loss not in LOSS_POLICIES:
             raise ValueError(f"on_loss must be one of {LOSS_POLICIES}, not {on_loss!r}")
         if not replica_id or len(replica_id) > 128:
             raise ValueError("replica_id must have 1 to 128 characters")
         self.replica_id = replica_id
-        self._repository = DecisionLogRepository(engine)
+        self._repository = DecisionLogRepository(engine, deadline=write_deadline)
         self._protector = protector
         # Groups of entries (one per record/record_many call), `_queued` entries in all: a
         # BatchCheck's entries are taken as one item, and the bound counts entries.
@@ -126,8 +154,13 @@ class DecisionLog:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", replica_id)
         spill_dir = Path(spill_dir)
         self._spill = SpillFile(spill_dir / f"{name}.spill")
-        self._position_file = spill_dir / f"{name}.position"
+        self._positions = PositionFile(spill_dir / f"{name}.position")
         self._position: ReplicaPosition | None = None
+        self._takeover = takeover
+        self._resent_left = takeover.resent if takeover is not None else 0
+        self._already_stored: set[str] = set()
+        self._handled = 0
+        self._on_progress = on_progress
         self._counts_lock = threading.Lock()
         self._written = self._spilled = self._replayed = self._lost = 0
         self._db_up = True
@@ -248,9 +281,12 @@ class DecisionLog:
         while leftover:
             if self._position is None:
                 self._lose(_decisions(leftover), "closed before the chain position was known", quiet=True)
+                self._progress(_decisions(leftover))
             else:
                 self._keep(leftover, database=False)
             leftover = self._take(0.0)
+        if self._position is not None and not self._spill.pending:
+            self._positions.save(self._position)  # every batch sent was answered: none in doubt
         self._spill.close()
 
     @property
@@ -264,6 +300,12 @@ class DecisionLog:
                 lost=self._lost,
                 spill_pending=self._spill.pending,
             )
+
+    @property
+    def available(self) -> bool:
+        """Whether entries are being kept: the writer thread runs and the last batch went to the
+        database or the spill file."""
+        return not self._failing and not self._closed and self._thread.is_alive()
 
     @property
     def failing(self) -> bool:
@@ -354,12 +396,24 @@ class DecisionLog:
         return batch
 
     def _keep(self, batch: list[DecisionRecord | DecisionGroup], *, database: bool) -> None:
-        before = self._position
-        rows = self._seal(batch)
-        decisions = _decisions(batch)
+        taken = _decisions(batch)
+        if self._resent_left > 0:
+            batch = self._not_stored_yet(batch)
+        if batch:
+            before = self._position
+            assert before is not None
+            rows = self._seal(batch)
+            self._store(rows, _decisions(batch), before, database=database)
+        self._progress(taken)
+
+    def _store(self, rows: list[tuple[Any, ...]], decisions: int, before: ReplicaPosition, *,
+               database: bool) -> None:
+        """Insert sealed `rows` (the chain from `before` to the current position), or append them
+        to the spill file when the database fails or replay is pending."""
         if database and not self._spill.pending:
-            # Saved before the insert: after a process crash the file is never behind the database.
-            self._save_position()
+            # Saved before the insert: after a crash the batch's numbers are never given again.
+            assert self._position is not None
+            self._positions.save(self._position, first_in_doubt=before.seq + 1, decisions=decisions)
             try:
                 self._repository.insert_rows(rows, statement_timeout_ms=self._timeout_ms, if_absent=False)
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows on disk instead
@@ -380,6 +434,30 @@ class DecisionLog:
             return
         self._failing = False
         self._count(spilled=decisions)
+
+    def _not_stored_yet(self, batch: list[DecisionRecord | DecisionGroup]) -> list[DecisionRecord | DecisionGroup]:
+        """`batch` without the re-sent decisions the dead writer had stored already."""
+        kept: list[DecisionRecord | DecisionGroup] = []
+        skipped = 0
+        for unit in batch:
+            count = len(unit.items) if type(unit) is DecisionGroup else 1
+            if self._resent_left > 0:
+                self._resent_left -= count
+                if _first_id(unit) in self._already_stored:
+                    skipped += count
+                    continue
+            kept.append(unit)
+        if skipped:
+            log.info("decision log: %d re-sent entries were stored before the writer died; not stored again",
+                     skipped)
+        if self._resent_left <= 0:
+            self._already_stored = set()
+        return kept
+
+    def _progress(self, decisions: int) -> None:
+        self._handled += decisions
+        if self._on_progress is not None and self._position is not None:
+            self._on_progress(self._handled, self._position.seq)
 
     def _seal(self, batch: list[DecisionRecord | DecisionGroup]) -> list[tuple[Any, ...]]:
         """Rows for `batch` (ROW_COLUMNS order): attributes protected, next sequence numbers,
@@ -481,8 +559,8 @@ class DecisionLog:
             self._database_answered()
         self._spill.commit_through(end)
         self._count(replayed=sum(row[_ITEM_COUNT] for row in rows))
-        if not self._spill.pending:
-            self._save_position()
+        if not self._spill.pending and self._position is not None:
+            self._positions.save(self._position)
             log.info("decision log: spill file replayed into the database")
 
     def _probe(self) -> None:
@@ -495,19 +573,41 @@ class DecisionLog:
         self._failing = False
 
     def _find_position(self) -> bool:
-        local = [p for p in (self._spill.last_position, self._read_position_file()) if p is not None]
+        spilled, saved = self._spill.last_position, self._positions.read()
         try:
             stored = self._repository.position(self.replica_id)
+            known = True
         except Exception as exc:  # noqa: BLE001
-            if not local:
+            stored, known = None, False
+            if spilled is None and saved is None:
                 self._database_failed(exc)
                 return False
-            stored = None
-        # On a tie the database wins: it is where the chain is verified (and re-chained by a
-        # migration that changes the hash format, which a local file knows nothing of).
-        candidates = ([stored] if stored is not None else []) + local
-        self._position = max(candidates, key=lambda p: p.seq, default=ReplicaPosition(0, GENESIS_HASH))
+        start = chain_start(stored, database_known=known, spilled=spilled, saved=saved,
+                            resent=self._resent_left > 0)
+        assert start is not None
+        if self._takeover is not None and self._resent_left > 0:
+            self._already_stored = self._stored_after(self._takeover.after_seq, known)
+        self._position = start.position
+        if start.gap is not None:
+            gap = start.gap
+            log.warning("decision log: recording a crash gap: %s", gap.describe())
+            row = gap_row(self.replica_id, start.position.seq + 1, start.position.hash, gap, datetime.now(UTC))
+            self._position = ReplicaPosition(start.position.seq + 1, row[_ENTRY_HASH])
+            self._store([row], 0, start.position, database=True)
+        self._progress(0)
+        self._kept_at = time.monotonic()  # the first batch gathers for a flush interval too
         return True
+
+    def _stored_after(self, seq: int, database_known: bool) -> set[str]:
+        """Decision ids the dead writer stored after `seq`: in the spill file, and in the
+        database when it answers (else only a commit in the instant before the crash is missed)."""
+        found = self._spill.decision_ids_after(seq)
+        if database_known:
+            try:
+                found |= self._repository.decision_ids_after(self.replica_id, seq)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("decision log: cannot read what the dead writer stored (%s)", exc)
+        return found
 
     def _database_failed(self, exc: BaseException) -> None:
         if self._db_up:
@@ -521,23 +621,6 @@ class DecisionLog:
         self._db_up = True
         self._backoff = self._min_retry
         self._retry_at = 0.0
-
-    def _read_position_file(self) -> ReplicaPosition | None:
-        try:
-            document = json.loads(self._position_file.read_text(encoding="utf-8"))
-            return ReplicaPosition(int(document["seq"]), str(document["hash"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def _save_position(self) -> None:
-        if self._position is None:
-            return
-        temporary = self._position_file.with_name(self._position_file.name + ".tmp")
-        try:
-            temporary.write_text(json.dumps({"seq": self._position.seq, "hash": self._position.hash}))
-            os.replace(temporary, self._position_file)
-        except OSError as exc:
-            log.warning("decision log: cannot write %s (%s)", self._position_file, exc)
 
     def _count(self, *, written: int = 0, spilled: int = 0, replayed: int = 0) -> None:
         with self._counts_lock:
@@ -553,6 +636,15 @@ class DecisionLog:
 
 
 _ITEM_COUNT = ROW_COLUMNS.index("item_count")
+_ENTRY_HASH = ROW_COLUMNS.index("entry_hash")
+
+
+def _first_id(unit: Any) -> str:
+    """The decision id a unit is stored under (a group row's is its first item's)."""
+    if type(unit) is DecisionGroup:
+        items = unit.items
+        return unit.id_prefix + (items.first_suffix if type(items) is PlainItems else items[0][0])
+    return str(unit[0])
 
 
 def _decisions(batch: Sequence[DecisionRecord | DecisionGroup]) -> int:

@@ -363,10 +363,13 @@ def _decisions(args: argparse.Namespace, out: _Output) -> int:
         if args.what == "verify":
             ok, rows, report = admin.verify_decisions()
 
+            crashes = sum(line.startswith("  crash gap:") for line in report)
+
             def lines(stream: TextIO) -> None:
                 for line in report:
                     print(line, file=stream)
-                print(f"{'ok' if ok else 'TAMPERED OR INCOMPLETE'}: {rows} rows checked", file=stream)
+                explained = f", {crashes} crash gap{'s' if crashes > 1 else ''} (see above)" if crashes else ""
+                print(f"{'ok' if ok else 'TAMPERED OR INCOMPLETE'}: {rows} rows checked{explained}", file=stream)
 
             out.emit({"ok": ok, "rows_checked": rows, "report": report}, lines)
             return EXIT_OK if ok else EXIT_REFUSED

@@ -33,6 +33,7 @@ from policy_engine.server.observability import (
     observe_gauges,
     start_metrics,
 )
+from policy_engine.server.readiness import Readiness
 from policy_engine.server.security import build_guard, build_subject_resolver, server_credentials
 from policy_engine.service.audit_log import AuditService
 from policy_engine.service.threats import ThreatMonitor
@@ -193,9 +194,9 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     loop = asyncio.get_running_loop()
     listener = ActivationListener(database, lambda: loop.call_soon_threadsafe(reloader.wake))
     running = RunningServer(server, bound, registry, health_servicer, listener, sink, threats, retention)
-    running._tasks.append(
-        asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, health_servicer))
-    )
+    readiness = Readiness(health_servicer, sink, decisions=SERVED[0], admin=SERVED[1])
+    running._tasks.append(asyncio.create_task(_keep_current(bootstrap, ready, reloader, registry, readiness)))
+    running._tasks.append(asyncio.create_task(readiness.watch()))
     running._tasks.append(asyncio.create_task(_every_second(threats, sink, registry)))
     start_metrics(metrics_listen)
     listener.start()
@@ -257,7 +258,7 @@ async def _keep_current(
     ready: bool,
     reloader: Reloader,
     registry: PolicyRegistry,
-    health_servicer: health.aio.HealthServicer,
+    readiness: Readiness,
 ) -> None:
     """Retry the bootstrap until it succeeds, report SERVING once a version is loaded, then reload."""
     delay = 0.5
@@ -275,7 +276,7 @@ async def _keep_current(
         with contextlib.suppress(Exception):
             await reloader.sync()
         await asyncio.sleep(0.5)
-    await _set_health(health_servicer, serving=True)
+    await readiness.policies_loaded()
     await reloader.run()
 
 

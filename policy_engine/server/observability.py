@@ -17,6 +17,7 @@ from policy_engine.config import AuditSettings, ThreatSettings, split_host_port
 from policy_engine.metrics import METRICS
 from policy_engine.service.policies import PolicyRegistry
 from policy_engine.service.threats import ThreatMonitor, ThreatPolicy
+from policy_engine.store import open_database
 from policy_engine.store.decision_log import DecisionLogRepository
 
 __all__ = ["build_audit", "build_threats", "start_metrics"]
@@ -48,7 +49,8 @@ def build_audit(
         )
     else:
         sink = DecisionLog(
-            database,
+            # its own engine: a deadline that passes cuts the connections of the writer's engine
+            open_database(db_url, client_timeouts=True),
             replica_id=replica_id,
             spill_dir=audit.spill_dir,
             protector=protector,

@@ -25,8 +25,22 @@ __all__ = ["Guarded", "SchemaState", "alembic_config", "ensure_schema", "open_da
 _MIGRATIONS = Path(__file__).resolve().parents[1] / "_migrations"
 
 
-def open_database(url: str) -> Engine:
-    """A SQLAlchemy engine for `url`; SQLite gets foreign keys enforced and a busy timeout."""
+# Client-side limits for a connection that must not hang (the decision log's writer): give up
+# connecting after a few seconds, and let TCP keepalive and the user timeout tell a dead path
+# from an idle one. (A path that is open but forwards nothing is cut by store.deadlines.)
+_CLIENT_TIMEOUTS = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+
+def open_database(url: str, *, client_timeouts: bool = False) -> Engine:
+    """A SQLAlchemy engine for `url`; SQLite gets foreign keys enforced and a busy timeout.
+    `client_timeouts`: PostgreSQL connections time out connecting and use TCP keepalive."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -55,6 +69,8 @@ def open_database(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if client_timeouts and parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args=dict(_CLIENT_TIMEOUTS))
     return create_engine(url, pool_pre_ping=True)
 
 

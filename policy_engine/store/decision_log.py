@@ -26,10 +26,11 @@ writer with full database access rewriting the whole chain from some point on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +42,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from policy_engine.errors import NotFoundError, StoreError
+from policy_engine.store.chain import (
+    CHAINED_COLUMNS,
+    GENESIS_HASH,
+    CrashGap,
+    canonical_time,
+    chain_hash,
+    entry_hash,
+)
 from policy_engine.store.db import Guarded
+from policy_engine.store.deadlines import Deadline, sqlite_busy_timeout
+from policy_engine.store.verification import ChainProblem, ChainReport, ReplicaChain, verify_replica
 from policy_engine.store.audit_tables import (
     admin_audit,
     decision_log,
@@ -57,6 +68,7 @@ __all__ = [
     "AdminEvent",
     "ChainProblem",
     "ChainReport",
+    "CrashGap",
     "DecisionLogRepository",
     "ReplicaChain",
     "ROW_COLUMNS",
@@ -65,39 +77,11 @@ __all__ = [
     "canonical_time",
     "chain_hash",
     "entry_hash",
+    "gap_row",
     "row_from_mapping",
     "row_mapping",
 ]
 
-GENESIS_HASH = "0" * 64
-
-# The columns covered by `entry_hash`, in hashing order (after the previous entry's hash).
-CHAINED_COLUMNS = (
-    "replica_id",
-    "seq",
-    "decision_id",
-    "decided_at",
-    "policy_set",
-    "policy_version",
-    "tenant",
-    "subject",
-    "actor",
-    "caller",
-    "action",
-    "resource",
-    "allowed",
-    "rule",
-    "reason",
-    "request_id",
-    "latency_us",
-    "key_id",
-    "attributes",
-    "hashed_attributes",
-    "items",
-    "item_count",
-)
-
-# One item of a group row's `items`: the decision id's suffix after the request's prefix, the
 # item's own columns, and its own keyed hashes (JSON, "" when none; the shared ones are the row's).
 GROUP_ITEM_FIELDS = (
     "id_suffix", "action", "resource", "allowed", "rule", "reason", "request_id", "hashed_attributes",
@@ -188,56 +172,22 @@ def row_mapping(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(ROW_COLUMNS, row, strict=True))
 
 
-def canonical_time(moment: datetime | str) -> str:
-    """The one text form of a decision time that is hashed: UTC, microseconds, ISO 8601."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if moment.tzinfo is not UTC:
-        moment = utc(moment)
-    return moment.isoformat(timespec="microseconds")
 
-
-def entry_hash(row: Mapping[str, Any]) -> str:
-    """sha256 over the previous entry's hash and the chained columns of `row`."""
-    values: list[Any] = [row["prev_hash"], *[row[name] for name in CHAINED_COLUMNS]]
-    values[_DECIDED_AT] = canonical_time(values[_DECIDED_AT])
-    values[_ALLOWED] = bool(values[_ALLOWED])
-    for index in _INTEGERS:
-        values[index] = int(values[index])
-    return chain_hash(values)
-
-
-def chain_hash(values: Sequence[Any]) -> str:
-    """`entry_hash` of values already in canonical form: [prev_hash, *CHAINED_COLUMNS], the
-    time as `canonical_time` text, `allowed` a bool, seq/policy_version/latency_us ints.
-
-    The hashed text (chain format 2, migration 0005) is "v2|" then each value in that order:
-    a text as <length in characters>:<text>, an integer as <decimal>. (ending in a dot), the
-    bool as 1 or 0. Every value's end is known from its start, so no two rows share a text.
-    A group row (non-empty `items`, migration 0006) appends items and item_count the same way;
-    a single decision's text ends at hashed_attributes, as it did before groups existed.
-    (One f-string: a generic encoder, such as JSON, costs several times more per row.)
-    """
-    (prev, replica, seq, decision_id, moment, policy_set, policy_version, tenant, subject, actor,
-     caller, action, resource, allowed, rule, reason, request_id, latency_us, key_id, attributes,
-     hashed, items, item_count) = values
-    text = (
-        f"v2|{len(prev)}:{prev}{len(replica)}:{replica}{seq:d}.{len(decision_id)}:{decision_id}"
-        f"{len(moment)}:{moment}{len(policy_set)}:{policy_set}{policy_version:d}."
-        f"{len(tenant)}:{tenant}{len(subject)}:{subject}{len(actor)}:{actor}{len(caller)}:{caller}"
-        f"{len(action)}:{action}{len(resource)}:{resource}{allowed:d}{len(rule)}:{rule}"
-        f"{len(reason)}:{reason}{len(request_id)}:{request_id}{latency_us:d}.{len(key_id)}:{key_id}"
-        f"{len(attributes)}:{attributes}{len(hashed)}:{hashed}"
+def gap_row(replica_id: str, seq: int, prev_hash: str, gap: CrashGap, at: datetime) -> tuple[Any, ...]:
+    """The crash gap record of `gap` (store.chain) as a row (ROW_COLUMNS order) at `seq` of
+    `replica_id`'s chain: no decision (item_count 0), the gap as JSON in `items`, so the hash
+    covers it."""
+    moment = canonical_time(at)
+    decision_id = f"gap:{uuid.uuid4().hex}"
+    items = gap.to_json()
+    values = dict.fromkeys(ROW_COLUMNS, "")
+    values.update(
+        decision_id=decision_id, replica_id=replica_id, seq=seq, prev_hash=prev_hash, decided_at=moment,
+        policy_version=0, allowed=False, latency_us=0, hashed_attributes="{}", items=items, item_count=0,
+        reason=f"crash gap: {gap.describe()}",
     )
-    if items:
-        text += f"{len(items)}:{items}{item_count:d}."
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# Positions in entry_hash's value list (the previous hash comes first).
-_DECIDED_AT = 1 + CHAINED_COLUMNS.index("decided_at")
-_ALLOWED = 1 + CHAINED_COLUMNS.index("allowed")
-_INTEGERS = tuple(1 + CHAINED_COLUMNS.index(n) for n in ("seq", "policy_version", "latency_us", "item_count"))
+    values["entry_hash"] = chain_hash([prev_hash, *(values[name] for name in CHAINED_COLUMNS)])
+    return tuple(values[name] for name in ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -280,61 +230,6 @@ class ReplicaPosition:
 
 
 @dataclass(frozen=True)
-class ChainProblem:
-    """The first thing wrong in a replica's chain.
-
-    kind: "gap" (rows missing after the purge checkpoint), "edited" (a row does not match its
-    hash), "broken_link" (a row does not follow the one before it), or "unaccounted" (fewer
-    rows at or below the purge checkpoint than the checkpoints say were kept).
-    """
-
-    kind: str
-    seq: int
-    decision_id: str | None
-    detail: str
-
-    def __str__(self) -> str:
-        where = f"seq {self.seq}" + (f" (decision {self.decision_id})" if self.decision_id else "")
-        return f"{self.kind} at {where}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class ReplicaChain:
-    replica_id: str
-    rows_checked: int
-    last_seq: int
-    purged_up_to: int
-    problem: ChainProblem | None
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The result of `verify`: one chain per replica."""
-
-    replicas: tuple[ReplicaChain, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(chain.problem is None for chain in self.replicas)
-
-    @property
-    def rows_checked(self) -> int:
-        return sum(chain.rows_checked for chain in self.replicas)
-
-    def lines(self) -> list[str]:
-        """Human-readable report, one line per replica (for `policyctl decisions verify`)."""
-        out = []
-        for chain in self.replicas:
-            state = "ok" if chain.problem is None else f"PROBLEM {chain.problem}"
-            purged = f", purged up to seq {chain.purged_up_to}" if chain.purged_up_to else ""
-            out.append(
-                f"{chain.replica_id}: {chain.rows_checked} rows checked, "
-                f"last seq {chain.last_seq}{purged}: {state}"
-            )
-        return out
-
-
-@dataclass(frozen=True)
 class AdminEvent:
     id: int
     created_at: datetime
@@ -348,8 +243,13 @@ class AdminEvent:
 class DecisionLogRepository:
     """Reads, verifies and purges the decision log; writes rows idempotently for the writer."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, deadline: float | None = None) -> None:
+        """`deadline`: seconds the writer's operations (insert_rows, position,
+        decision_ids_after) may take before the engine's connections are cut
+        (store.deadlines); `engine` must then be the writer's own."""
         self._engine = engine
+        self._deadline = deadline
+        self._limit = Deadline(engine) if deadline is not None else None
 
     # --- writing (used by policy_engine.audit.DecisionLog) ---------------------------------
 
@@ -372,20 +272,28 @@ class DecisionLogRepository:
         """
         if not rows:
             return
-        with self._engine.begin() as conn:
-            dialect = conn.dialect.name
-            if dialect == "postgresql":
-                if statement_timeout_ms:
-                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-                _copy_rows(conn, rows, if_absent=if_absent)
-            elif dialect == "sqlite":
-                conn.exec_driver_sql(_insert_sql("?"), _sqlite_params(rows))
-            else:
-                raise StoreError(f"the decision log does not support {dialect!r}")
+        with self._writing() as conn:
+            with conn.begin():
+                dialect = conn.dialect.name
+                if dialect == "postgresql":
+                    if statement_timeout_ms:
+                        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+                    _copy_rows(conn, rows, if_absent=if_absent)
+                elif dialect == "sqlite":
+                    conn.exec_driver_sql(_insert_sql("?"), _sqlite_params(rows))
+                else:
+                    raise StoreError(f"the decision log does not support {dialect!r}")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A connection for one of the writer's operations, under its deadline (if any)."""
+        limit = self._limit.limit(self._deadline) if self._limit is not None else contextlib.nullcontext()
+        with limit, self._engine.connect() as conn, sqlite_busy_timeout(conn, self._deadline):
+            yield conn
 
     def position(self, replica_id: str) -> ReplicaPosition | None:
         """The end of `replica_id`'s chain in the database (rows or purge checkpoint), if any."""
-        with self._read() as conn:
+        with self._writing() as conn:
             last = conn.execute(
                 select(decision_log.c.seq, decision_log.c.entry_hash)
                 .where(decision_log.c.replica_id == replica_id)
@@ -403,6 +311,16 @@ class DecisionLogRepository:
         ]
         return max(candidates, key=lambda p: p.seq) if candidates else None
 
+    def decision_ids_after(self, replica_id: str, seq: int) -> set[str]:
+        """The decision ids of `replica_id`'s rows after `seq` (a group row's is its first
+        item's): what a writer taking over must not store again."""
+        with self._writing() as conn:
+            return set(conn.scalars(
+                select(decision_log.c.decision_id).where(
+                    decision_log.c.replica_id == replica_id, decision_log.c.seq > seq
+                )
+            ))
+
     # --- reading ----------------------------------------------------------------------------
 
     def query(
@@ -416,7 +334,7 @@ class DecisionLogRepository:
         limit: int = 100,
     ) -> list[StoredDecision]:
         """Decisions matching every given filter, newest first (a group's items last one first)."""
-        statement = select(decision_log)
+        statement = select(decision_log).where(decision_log.c.item_count > 0)  # not crash records
         if subject is not None:
             statement = statement.where(decision_log.c.subject == subject)
         if actor is not None:
@@ -477,76 +395,14 @@ class DecisionLogRepository:
     # --- tamper evidence --------------------------------------------------------------------
 
     def verify(self) -> ChainReport:
-        """Check every replica's chain: hashes, links, gaps, and rows purged versus deleted."""
+        """Check every replica's chain: hashes, links, gaps (crash records explain theirs), and
+        rows purged versus deleted (store.verification)."""
         with self._read() as conn:
             replicas = sorted(
                 set(conn.scalars(select(decision_log.c.replica_id).distinct()))
                 | set(conn.scalars(select(decision_log_checkpoints.c.replica_id).distinct()))
             )
-            return ChainReport(tuple(self._verify_replica(conn, replica) for replica in replicas))
-
-    def _verify_replica(self, conn: Connection, replica_id: str) -> ReplicaChain:
-        checkpoint = conn.execute(
-            select(decision_log_checkpoints.c.up_to_seq, decision_log_checkpoints.c.last_hash)
-            .where(decision_log_checkpoints.c.replica_id == replica_id)
-            .order_by(decision_log_checkpoints.c.up_to_seq.desc(), decision_log_checkpoints.c.id.desc())
-            .limit(1)
-        ).first()
-        purged_total = int(
-            conn.scalar(
-                select(func.coalesce(func.sum(decision_log_checkpoints.c.purged_rows), 0)).where(
-                    decision_log_checkpoints.c.replica_id == replica_id
-                )
-            )
-            or 0
-        )
-        floor = int(checkpoint.up_to_seq) if checkpoint is not None else 0
-        expected_seq = floor + 1
-        expected_prev = str(checkpoint.last_hash) if checkpoint is not None else GENESIS_HASH
-        kept_below = 0
-        checked = 0
-        last_seq = floor
-        previous: tuple[int, str] | None = None
-        problem: ChainProblem | None = None
-        for row in _rows_by_seq(conn, replica_id):
-            checked += 1
-            seq, decision_id = int(row["seq"]), str(row["decision_id"])
-            last_seq = max(last_seq, seq)
-            if entry_hash(row) != row["entry_hash"]:
-                problem = ChainProblem("edited", seq, decision_id, "the row does not match its hash")
-                break
-            if seq <= floor:
-                # kept by a legal hold while older rows were purged: only adjacent links are known
-                kept_below += 1
-                if previous is not None and previous[0] == seq - 1 and row["prev_hash"] != previous[1]:
-                    problem = ChainProblem(
-                        "broken_link", seq, decision_id, "the row does not follow the previous row"
-                    )
-                    break
-            else:
-                if seq != expected_seq:
-                    missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}..{seq - 1}"
-                    problem = ChainProblem(
-                        "gap", expected_seq, None, f"{missing} missing before decision {decision_id}"
-                    )
-                    break
-                if row["prev_hash"] != expected_prev:
-                    problem = ChainProblem(
-                        "broken_link", seq, decision_id, "the row does not follow the previous row"
-                    )
-                    break
-                expected_seq += 1
-                expected_prev = str(row["entry_hash"])
-            previous = (seq, str(row["entry_hash"]))
-        if problem is None and floor and kept_below + purged_total != floor:
-            problem = ChainProblem(
-                "unaccounted",
-                floor,
-                None,
-                f"{floor - kept_below - purged_total} rows at or below the purge checkpoint "
-                "were deleted without a purge",
-            )
-        return ReplicaChain(replica_id, checked, last_seq, floor, problem)
+            return ChainReport(tuple(verify_replica(conn, replica) for replica in replicas))
 
     # --- retention --------------------------------------------------------------------------
 
@@ -695,24 +551,10 @@ class DecisionLogRepository:
         return Guarded(self._engine.begin())
 
 
-def _rows_by_seq(conn: Connection, replica_id: str, page: int = 5000) -> Iterator[Mapping[str, Any]]:
-    """Every row of a replica in seq order, read a page at a time (keyset pagination)."""
-    after = 0
-    while True:
-        rows = conn.execute(
-            select(decision_log)
-            .where(decision_log.c.replica_id == replica_id, decision_log.c.seq > after)
-            .order_by(decision_log.c.seq)
-            .limit(page)
-        ).all()
-        yield from (row._mapping for row in rows)
-        if len(rows) < page:
-            return
-        after = int(rows[-1].seq)
-
-
 def _decisions(row: Any) -> list[StoredDecision]:
     """The decisions of a row: itself, or the items of a group row in their order."""
+    if not row.item_count:
+        return []  # a crash gap record holds no decision
     stored = _stored(row)
     if not row.items:
         return [stored]

@@ -552,19 +552,3 @@ def test_the_writer_process_runs_at_the_priority_asked(
 def test_an_unknown_writer_priority_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="priority must be one of"):
         open_process(UNREACHABLE, tmp_path / "spill", priority="high")
-
-
-def test_with_the_writer_process_gone_requests_do_not_wait_for_room(database_url: str, engine: Engine,
-                                                                   tmp_path: Path) -> None:
-    """Backpressure waits for a writer that is behind; once the writer process is found gone,
-    waiting cannot help, so the sink reports room and its loss policy applies at once."""
-    sink = open_process(database_url, tmp_path / "spill", queue_size=150)
-    try:
-        assert sink.writer_pid is not None
-        os.kill(sink.writer_pid, signal.SIGKILL)
-        sink.record_many(batch_of(100))
-        wait_until(lambda: sink.has_room(1000), timeout=10)  # 100 waiting + 1000 > 150: room only if gone
-        sink.record_many(batch_of(100))
-        assert sink.stats.lost >= 100
-    finally:
-        sink.close(timeout=2)

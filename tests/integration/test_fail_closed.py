@@ -38,7 +38,10 @@ def test_decisions_the_log_cannot_keep_are_refused_and_answered_ones_are_kept(tm
     """With the log's database locked and its small queue full, Check and BatchCheck answer
     UNAVAILABLE instead of an unlogged decision; once the database is free again, decisions are
     answered, and every decision id ever answered is in the log."""
-    audit = AuditSettings(spill_dir=tmp_path / "audit", writer="thread", on_loss="fail_closed", queue_size=5)
+    # A short wait for room: the refusals come well before the writer's deadline (3 s) turns
+    # the locked database into an outage and spills.
+    audit = AuditSettings(spill_dir=tmp_path / "audit", writer="thread", on_loss="fail_closed", queue_size=5,
+                          max_wait_seconds=0.5)
     with running_server(ROOT / "policies", audit=audit) as server:
         repository = DecisionLogRepository(open_database(server.db_url))
         answered: list[str] = []

@@ -1,4 +1,5 @@
-"""A real TCP forwarder for outage tests: start and stop it to make a database come and go."""
+"""A real TCP forwarder for outage tests: start and stop it to make a database come and go, or
+hang it to make the database stop answering while every connection stays open."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ class TcpProxy:
     port merely picked as free could meanwhile become some connection's ephemeral port
     (even a client's own connection to it, a TCP self-connect), and start() would fail.
     A bound socket that does not listen refuses connections, as a stopped database does.
+
+    hang() keeps accepting connections and keeps them open, but forwards nothing in either
+    direction (a partition, a stuck proxy): what is sent waits, and so does a close. resume()
+    forwards what waited, as a healed network delivers what it retransmits.
     """
 
     def __init__(self, upstream: tuple[str, int], port: int = 0) -> None:
@@ -22,6 +27,15 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def hang(self) -> None:
+        """Forward nothing more (connections stay open, new ones are accepted) until resume()."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def start(self) -> None:
         listener, self._reservation = self._reservation or _bound_socket(self.port), None
@@ -53,6 +67,7 @@ class TcpProxy:
     def close(self) -> None:
         """Stop, and give the port back."""
         self.stop()
+        self._flowing.set()  # the pumps of cut connections end (their sockets are closed)
         if self._reservation is not None:
             self._reservation.close()
             self._reservation = None
@@ -72,16 +87,18 @@ class TcpProxy:
             with self._lock:
                 self._connections += [client, server]
             for source, target in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+                threading.Thread(target=_pump, args=(source, target, self._flowing), daemon=True).start()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: socket.socket, target: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := source.recv(65536):
+            flowing.wait()
             target.sendall(data)
     except OSError:
         pass
     finally:
+        flowing.wait()
         for sock in (source, target):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
