@@ -57,7 +57,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
         max_age_seconds: 3600        # every connection is closed after this long (+/- 10%) ...
         max_age_grace_seconds: 30    # ... once its calls end, or after this grace
         handshake_timeout_seconds: 10  # to finish TLS and the HTTP/2 preface
-        max_streams: 100             # calls at once on one connection (HTTP/2 MAX_CONCURRENT_STREAMS)
+        max_streams: 256             # streams at once on one connection (HTTP/2 MAX_CONCURRENT_STREAMS)
         calls: {rate: 2000, burst: 4000}   # calls started per connection per second (cancelled ones count)
       keepalive:
         min_ping_interval_seconds: 60  # a client pinging more often without calls gets a strike ...
@@ -225,7 +225,7 @@ class ConnectionSettings:
     max_age_seconds: float = 3600.0
     max_age_grace_seconds: float = 30.0
     handshake_timeout_seconds: float = 10.0
-    max_streams: int = 100
+    max_streams: int = 256
     calls: RateSettings = RateSettings(2000, 4000)
 
 

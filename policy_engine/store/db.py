@@ -38,7 +38,7 @@ def redacted_url(url: str) -> str:
     """`url` as it may be shown (logs, errors, hints): its password replaced by ***."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable database URL>"
 
 
@@ -46,7 +46,7 @@ def open_database(url: str) -> Engine:
     """A SQLAlchemy engine for `url`; SQLite gets foreign keys enforced and a busy timeout."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         # SQLAlchemy's message quotes the whole URL, password included.
         raise StoreError("the database URL does not parse as a SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
