@@ -490,3 +490,28 @@ class TestFailures:
         assert all("hunter2secret" not in text for text in printed)
         assert "policy-engine db upgrade --db postgresql+psycopg://postgres:***@" in printed[0]
         assert "does not parse" in printed[1]
+
+
+def test_health_watchers_are_bounded() -> None:
+    """Unauthenticated health Watches beyond the bound are RESOURCE_EXHAUSTED; Checks still answer."""
+    from policy_engine.server.health import MAX_WATCHERS
+
+    with running_server(ROOT / "policies") as server:
+        channels = [grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(3)]
+        watches = []
+        try:
+            for index in range(MAX_WATCHERS):
+                watch = health_pb2_grpc.HealthStub(channels[index % 3]).Watch(health_pb2.HealthCheckRequest())
+                next(watch)
+                watches.append(watch)
+            extra = health_pb2_grpc.HealthStub(channels[0]).Watch(health_pb2.HealthCheckRequest())
+            with pytest.raises(grpc.RpcError) as caught:
+                next(extra)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            with SyncClient(server.target) as client:
+                assert client.check(tenant="acme", subject="dave", action="invoke", resource="tool:web_search").allowed
+        finally:
+            for watch in watches:
+                watch.cancel()
+            for channel in channels:
+                channel.close()
