@@ -498,6 +498,13 @@ def _rate_limits(section: _Section) -> RateLimitSettings:
     )
 
 
+def _strings(section: _Section, key: str, default: list[str]) -> frozenset[str]:
+    values = section.get(key, list, default)
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{section.where}.{key}: must be a list of strings")
+    return frozenset(values)
+
+
 def _edge(section: _Section, base: Path) -> EdgeSettings:
     connections, keepalive, admin = (section.section(k) for k in ("connections", "keepalive", "local_admin"))
     c, k = ConnectionSettings(), KeepaliveSettings()
@@ -522,7 +529,7 @@ def _edge(section: _Section, base: Path) -> EdgeSettings:
         ),
         local_admin=LocalAdminSettings(
             token_file=admin.path("token_file", base),
-            anonymous_scopes=frozenset(admin.get("anonymous_scopes", list, ["authz:check"])),
+            anonymous_scopes=_strings(admin, "anonymous_scopes", ["authz:check"]),
         ),
     )
     for where, value, low in (

@@ -178,6 +178,8 @@ def _stream(guard: Guard | None, method: str) -> Callable[[Any], Any]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             if type(request) is Refusal:
                 await request.abort(context)
+            if hasattr(request, "__aiter__"):  # a bidi stream: each message may be a Refusal
+                request = _refusing(request, context)
             try:
                 admit(request, context)
                 async for item in inner(request, context):
@@ -190,6 +192,13 @@ def _stream(guard: Guard | None, method: str) -> Callable[[Any], Any]:
         return call
 
     return wrap
+
+
+async def _refusing(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async for item in requests:
+        if type(item) is Refusal:
+            await item.abort(context)
+        yield item
 
 
 async def _refuse_expired(context: grpc.aio.ServicerContext) -> None:

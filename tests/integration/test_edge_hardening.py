@@ -515,3 +515,17 @@ def test_health_watchers_are_bounded() -> None:
                 watch.cancel()
             for channel in channels:
                 channel.close()
+
+
+def test_an_undecodable_message_in_a_bidi_stream_is_invalid_argument() -> None:
+    """A reflection stream whose message does not decode answers INVALID_ARGUMENT, not INTERNAL with a traceback."""
+    with running_server(ROOT / "policies") as server, grpc.insecure_channel(server.target) as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        responses = call(iter([b"\xff\xff\xff\xff"]), metadata=(("authorization", f"Bearer {server.admin_token}"),))
+        with pytest.raises(grpc.RpcError) as caught:
+            next(responses)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
