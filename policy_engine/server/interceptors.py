@@ -17,6 +17,7 @@ from policy_engine.auth.peers import peer_identity
 from policy_engine.auth.principal import Principal
 from policy_engine.errors import (
     BundleError,
+    DeadlineExceededError,
     InvalidRequestError,
     NoActiveVersionError,
     NotFoundError,
@@ -51,6 +52,7 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NoActiveVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (UnsupportedError, grpc.StatusCode.UNIMPLEMENTED),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     # fail-closed audit: the decision's entry cannot be kept, so no decision is given
     (AuditUnavailableError, grpc.StatusCode.UNAVAILABLE),
 )

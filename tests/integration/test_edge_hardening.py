@@ -529,3 +529,45 @@ def test_an_undecodable_message_in_a_bidi_stream_is_invalid_argument() -> None:
         with pytest.raises(grpc.RpcError) as caught:
             next(responses)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_check_whose_deadline_passes_while_waiting_for_log_room_is_not_decided(tmp_path: Path) -> None:
+    """The decision log is full (its database locked): a Check whose deadline passes while it waits is
+    DEADLINE_EXCEEDED and never logged, while requests that could wait are answered and logged."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    from policy_engine.config import AuditSettings
+    from policy_engine.store.decision_log import DecisionLogRepository
+
+    db_path = tmp_path / "log.db"
+    url = f"sqlite:///{db_path}"
+    audit = AuditSettings(spill_dir=tmp_path / "audit", writer="thread", queue_size=50, max_wait_seconds=30)
+    batch = authorization_pb2.BatchCheckRequest(
+        tenant="acme",
+        subject=types_pb2.Entity(id="carol"),
+        items=[
+            authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="web_search"))
+            for _ in range(40)
+        ],
+    )
+    with running_server(ROOT / "policies", db_url=url, audit=audit) as server, grpc.insecure_channel(server.target) as ch:
+        stub = authorization_pb2_grpc.AuthorizationServiceStub(ch)
+        stub.Check(check_request(), timeout=10)
+        lock = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            with ThreadPoolExecutor(3) as pool:
+                waiting = [pool.submit(stub.BatchCheck, batch, timeout=60) for _ in range(3)]
+                time.sleep(1.0)  # the queue is full now: these wait for room
+                code, _ = code_of(stub.Check, check_request(request_id="too-late"), timeout=0.5)
+                lock.execute("ROLLBACK")
+                assert all(len(f.result().results) == 40 for f in waiting)
+        finally:
+            lock.close()
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    engine = open_database(url)
+    logged = DecisionLogRepository(engine).query(limit=1000)
+    engine.dispose()
+    assert len(logged) == 1 + 3 * 40
+    assert not any(d.request_id == "too-late" for d in logged)
