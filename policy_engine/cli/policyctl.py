@@ -606,7 +606,9 @@ def _parser() -> argparse.ArgumentParser:
     named.add_argument("--set", dest="policy_set", default="default", help="policy set (default: default)")
     acting = argparse.ArgumentParser(add_help=False, parents=[named])
     acting.add_argument(
-        "--author", default=getpass.getuser(), help="who does this (default: the OS user)"
+        "--author",
+        default=getpass.getuser(),
+        help="who claims to do this (default: the OS user); the server records the authenticated caller",
     )
     acting.add_argument("--reason", default="", help="why, recorded with the activation")
 

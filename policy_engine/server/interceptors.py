@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
@@ -55,7 +56,12 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     # fail-closed audit: the decision's entry cannot be kept, so no decision is given
     (AuditUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    # A database failure that escaped the store's own typing (store.db.Guarded): still the
+    # database's, so a retry may get past it; its text (SQL, parameters) is not for the caller.
+    (OperationalError, grpc.StatusCode.UNAVAILABLE),
+    (InterfaceError, grpc.StatusCode.UNAVAILABLE),
 )
+_UNTOLD = (OperationalError, InterfaceError)
 
 
 def status_for(exc: Exception) -> grpc.StatusCode | None:
@@ -68,6 +74,8 @@ def status_for(exc: Exception) -> grpc.StatusCode | None:
 
 def message_for(exc: Exception) -> str:
     """The client-facing message: a refused bundle lists one problem per line."""
+    if isinstance(exc, _UNTOLD):
+        return "database unavailable"
     if isinstance(exc, BundleError):
         count = len(exc.problems)
         return f"bundle refused, {count} problem{'s' if count != 1 else ''}:\n" + "\n".join(
@@ -245,6 +253,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     if code is None:
         log.exception("internal error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    if isinstance(exc, _UNTOLD):
+        log.warning("database failure in %s: %s", method, type(exc).__name__)
     trailing: tuple[tuple[str, str], ...] = ()
     if isinstance(exc, RateLimitedError):
         trailing = (("retry-after-ms", str(max(1, round(exc.retry_after * 1000)))),)
