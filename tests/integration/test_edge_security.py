@@ -77,7 +77,8 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-CALLER = bearer(FACTORY.token(scope="authz:check"))
+# Made at import: it must outlive a whole suite run, not just the five minutes of a default token.
+CALLER = bearer(FACTORY.token(scope="authz:check", exp=int(time.time()) + 3600))
 
 
 def check_request(**overrides: object) -> authorization_pb2.CheckRequest:
