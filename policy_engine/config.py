@@ -50,6 +50,24 @@ authentication, TLS and rate limits. Its shape, every key optional:
       tenants: {acme: {denials: 10, window_seconds: 30, quarantine_seconds: 3600}}
     metrics:
       listen: 127.0.0.1:9464         # Prometheus endpoint; off unless set
+    edge:                            # connections, and the credential of the default start
+      connections:
+        max: 0                       # open connections at once; 0: from the open-file limit
+        idle_timeout_seconds: 120    # a connection with no call for this long is closed (GOAWAY)
+        max_age_seconds: 3600        # every connection is closed after this long (+/- 10%) ...
+        max_age_grace_seconds: 30    # ... once its calls end, or after this grace
+        handshake_timeout_seconds: 10  # to finish TLS and the HTTP/2 preface
+        max_streams: 256             # streams at once on one connection (HTTP/2 MAX_CONCURRENT_STREAMS)
+        calls: {rate: 2000, burst: 4000}   # calls started per connection per second (cancelled ones count)
+      keepalive:
+        min_ping_interval_seconds: 60  # a client pinging more often without calls gets a strike ...
+        max_ping_strikes: 2          # ... and the connection is closed after this many
+        permit_without_calls: false  # whether pings with no call in flight are acceptable at all
+        time_seconds: 300            # the server pings a quiet connection to find dead peers
+        timeout_seconds: 20
+      local_admin:                   # only when auth.callers / mTLS are not configured
+        token_file: null             # default: $XDG_STATE_HOME/policy-engine/admin-token
+        anonymous_scopes: [authz:check]
 """
 
 from __future__ import annotations
@@ -68,6 +86,10 @@ __all__ = [
     "DEFAULT_DB",
     "DEFAULT_LISTEN",
     "AuditSettings",
+    "ConnectionSettings",
+    "EdgeSettings",
+    "KeepaliveSettings",
+    "LocalAdminSettings",
     "CallerAuthSettings",
     "ConfigError",
     "FileConfig",
@@ -194,11 +216,50 @@ class ThreatSettings:
 
 
 @dataclass(frozen=True)
+class ConnectionSettings:
+    """Bounds on the server's connections; the gRPC core channel arguments they become are
+    in server/connections.py."""
+
+    max: int = 0  # 0: derived from the open-file limit at start
+    idle_timeout_seconds: float = 120.0
+    max_age_seconds: float = 3600.0
+    max_age_grace_seconds: float = 30.0
+    handshake_timeout_seconds: float = 10.0
+    max_streams: int = 256
+    calls: RateSettings = RateSettings(2000, 4000)
+
+
+@dataclass(frozen=True)
+class KeepaliveSettings:
+    min_ping_interval_seconds: float = 60.0
+    max_ping_strikes: int = 2
+    permit_without_calls: bool = False
+    time_seconds: float = 300.0
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class LocalAdminSettings:
+    """The default start's admin credential (used only when callers are not authenticated)."""
+
+    token_file: Path | None = None  # None: default_admin_token_file()
+    anonymous_scopes: frozenset[str] = frozenset({"authz:check"})
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    connections: ConnectionSettings = ConnectionSettings()
+    keepalive: KeepaliveSettings = KeepaliveSettings()
+    local_admin: LocalAdminSettings = LocalAdminSettings()
+
+
+@dataclass(frozen=True)
 class FileConfig:
     security: SecuritySettings = SecuritySettings()
     audit: AuditSettings = AuditSettings()
     threats: ThreatSettings = ThreatSettings()
     metrics_listen: str | None = None
+    edge: EdgeSettings = EdgeSettings()
 
 
 @dataclass(frozen=True)
@@ -222,6 +283,7 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     threats: ThreatSettings = ThreatSettings()
     metrics_listen: str | None = None
+    edge: EdgeSettings = EdgeSettings()
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -281,6 +343,7 @@ def load_config(path: Path) -> FileConfig:
             tenants={name: _threat(threats.section("tenants").optional(name)) for name in threats.section("tenants").data},
         ),
         metrics_listen=metrics.get("listen", str),
+        edge=_edge(root.section("edge"), path.parent),
     )
 
 
@@ -433,6 +496,61 @@ def _rate_limits(section: _Section) -> RateLimitSettings:
         max_concurrent_rpcs=section.get("max_concurrent_rpcs", int, defaults.max_concurrent_rpcs),
         max_per_connection=section.get("max_per_connection", int, defaults.max_per_connection),
     )
+
+
+def _strings(section: _Section, key: str, default: list[str]) -> frozenset[str]:
+    values = section.get(key, list, default)
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{section.where}.{key}: must be a list of strings")
+    return frozenset(values)
+
+
+def _edge(section: _Section, base: Path) -> EdgeSettings:
+    connections, keepalive, admin = (section.section(k) for k in ("connections", "keepalive", "local_admin"))
+    c, k = ConnectionSettings(), KeepaliveSettings()
+    settings = EdgeSettings(
+        connections=ConnectionSettings(
+            max=connections.get("max", int, c.max),
+            idle_timeout_seconds=connections.get("idle_timeout_seconds", float, c.idle_timeout_seconds),
+            max_age_seconds=connections.get("max_age_seconds", float, c.max_age_seconds),
+            max_age_grace_seconds=connections.get("max_age_grace_seconds", float, c.max_age_grace_seconds),
+            handshake_timeout_seconds=connections.get(
+                "handshake_timeout_seconds", float, c.handshake_timeout_seconds
+            ),
+            max_streams=connections.get("max_streams", int, c.max_streams),
+            calls=_rate(connections.optional("calls"), c.calls),
+        ),
+        keepalive=KeepaliveSettings(
+            min_ping_interval_seconds=keepalive.get("min_ping_interval_seconds", float, k.min_ping_interval_seconds),
+            max_ping_strikes=keepalive.get("max_ping_strikes", int, k.max_ping_strikes),
+            permit_without_calls=keepalive.get("permit_without_calls", bool, k.permit_without_calls),
+            time_seconds=keepalive.get("time_seconds", float, k.time_seconds),
+            timeout_seconds=keepalive.get("timeout_seconds", float, k.timeout_seconds),
+        ),
+        local_admin=LocalAdminSettings(
+            token_file=admin.path("token_file", base),
+            anonymous_scopes=_strings(admin, "anonymous_scopes", ["authz:check"]),
+        ),
+    )
+    for where, value, low in (
+        ("connections.max", settings.connections.max, 0),
+        ("connections.max_streams", settings.connections.max_streams, 1),
+        ("keepalive.max_ping_strikes", settings.keepalive.max_ping_strikes, 0),
+    ):
+        if value < low:
+            raise ConfigError(f"{section.where}.{where}: must be at least {low}")
+    for where, seconds in (
+        ("connections.idle_timeout_seconds", settings.connections.idle_timeout_seconds),
+        ("connections.max_age_seconds", settings.connections.max_age_seconds),
+        ("connections.max_age_grace_seconds", settings.connections.max_age_grace_seconds),
+        ("connections.handshake_timeout_seconds", settings.connections.handshake_timeout_seconds),
+        ("keepalive.min_ping_interval_seconds", settings.keepalive.min_ping_interval_seconds),
+        ("keepalive.time_seconds", settings.keepalive.time_seconds),
+        ("keepalive.timeout_seconds", settings.keepalive.timeout_seconds),
+    ):
+        if not seconds > 0:
+            raise ConfigError(f"{section.where}.{where}: must be more than 0")
+    return settings
 
 
 def _missing(section: _Section, key: str) -> Path:

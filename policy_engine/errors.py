@@ -20,6 +20,7 @@ The tree, so callers can catch at the level they care about::
     │   ├── StaleActivationError    the active version is not the expected one
     │   └── NothingToRollBackError  there is no previously active version
     ├── UnsupportedError            a request uses a feature this server does not offer
+    ├── DeadlineExceededError       the request's deadline passed before it was decided
     ├── UnauthenticatedError        missing or bad credentials (the reason leaks no key material)
     ├── PermissionDeniedError       valid credentials, not allowed to call this
     └── RateLimitedError            too many requests; `retry_after` says when to come back
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BundleError",
+    "DeadlineExceededError",
     "EngineError",
     "EvaluationError",
     "InvalidRequestError",
@@ -152,6 +154,10 @@ class StaleActivationError(PreconditionFailedError):
 
 class NothingToRollBackError(PreconditionFailedError):
     """There is no previously active version to go back to."""
+
+
+class DeadlineExceededError(PolicyEngineError):
+    """The request's deadline passed before it was decided: it is not decided, nor logged."""
 
 
 class UnauthenticatedError(PolicyEngineError):

@@ -68,6 +68,9 @@ class Metrics:
         self.security_events = Counter(
             "policy_engine_security_events", "Threat signals raised", ["kind"], registry=r
         )
+        self.undecodable = Counter(
+            "policy_engine_undecodable_requests", "Request bodies refused unparsed", ["reason"], registry=r
+        )
 
     def count_decisions(self, policy_set: str, allowed: bool, count: int = 1) -> None:
         """Add `count` decisions to policy_engine_decisions."""

@@ -20,10 +20,10 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from policy_engine.config import AuditSettings, ThreatSettings
+from policy_engine.config import AuditSettings, EdgeSettings, ThreatSettings
 from policy_engine.config import SecuritySettings, Settings
 from policy_engine.server.app import RunningServer, start_server
 
@@ -32,11 +32,17 @@ __all__ = ["ServerHandle", "running_server"]
 
 @dataclass(frozen=True)
 class ServerHandle:
-    """A started in-process server: where to reach it and what it runs on."""
+    """A started in-process server: where to reach it and what it runs on.
+
+    `admin_token`: the local admin credential, when callers are not authenticated (pass it as
+    the admin client's `token`); `admin_token_file` holds it (policyctl's `--token-file`).
+    """
 
     target: str
     port: int
     db_url: str
+    admin_token: str | None = None
+    admin_token_file: Path | None = None
 
     def __str__(self) -> str:
         return self.target
@@ -53,6 +59,7 @@ def running_server(
     security: SecuritySettings | None = None,
     audit: AuditSettings | None = None,
     threats: ThreatSettings | None = None,
+    edge: EdgeSettings | None = None,
 ) -> Iterator[ServerHandle]:
     """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
@@ -73,6 +80,7 @@ def running_server(
             if audit is not None
             else AuditSettings(spill_dir=Path(scratch) / "audit", writer="thread"),
             threats=threats if threats is not None else ThreatSettings(),
+            edge=_with_token_file(edge or EdgeSettings(), Path(scratch) / "admin-token"),
         )
         loop = asyncio.new_event_loop()
         started: dict[str, RunningServer | BaseException] = {}
@@ -103,8 +111,19 @@ def running_server(
         server = started["server"]
         assert isinstance(server, RunningServer)
         try:
-            yield ServerHandle(f"127.0.0.1:{server.port}", server.port, url)
+            token_file = settings.edge.local_admin.token_file
+            token = token_file.read_text(encoding="ascii").strip() if token_file and token_file.exists() else None
+            yield ServerHandle(
+                f"127.0.0.1:{server.port}", server.port, url, token, token_file if token else None
+            )
         finally:
             loop.call_soon_threadsafe(stop.set)  # type: ignore[union-attr]
             thread.join()
             loop.close()
+
+
+def _with_token_file(edge: EdgeSettings, default: Path) -> EdgeSettings:
+    """The local admin credential in the server's scratch folder unless the test chose a file."""
+    if edge.local_admin.token_file is not None:
+        return edge
+    return replace(edge, local_admin=replace(edge.local_admin, token_file=default))

@@ -18,6 +18,14 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _local_admin_credential(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started without a token file of their own keep their local admin credential
+    in the session's temporary folder, not in the home directory of whoever runs the tests."""
+    folder = tmp_path_factory.mktemp("local-admin")
+    os.environ.setdefault("POLICY_ENGINE_ADMIN_TOKEN_FILE", str(folder / "admin-token"))
+
+
 @pytest.fixture
 def policies_dir(tmp_path: Path) -> Path:
     """A private copy of the repository's policies/ folder."""

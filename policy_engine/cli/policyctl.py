@@ -21,7 +21,8 @@
     policyctl legal-hold TENANT on|off      keep a tenant's decisions from retention
 
 Commands that talk to the service use --server / POLICY_ENGINE_ADDR, a bearer
-token from --token-file or POLICY_ENGINE_TOKEN, and TLS with --ca-file (plus
+token from --token-file or POLICY_ENGINE_TOKEN (else, for a loopback server, the
+local admin credential that `policy-engine serve` created), and TLS with --ca-file (plus
 --cert-file/--key-file for mTLS) or their POLICY_ENGINE_* variables. Every
 command takes --output json. Exit codes: 0 success (check: allowed), 1 denied,
 2 refused (bad input, invalid bundle, failing tests, stale expectation, not
@@ -43,6 +44,7 @@ from typing import Any, TextIO
 
 import grpc
 
+from policy_engine.auth.callers import default_admin_token_file, read_admin_token
 from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
 from policy_engine.bundle.digest import bundle_digest
 from policy_engine.bundle.lint import lint_bundle
@@ -52,6 +54,7 @@ from policy_engine.bundle.schema import SCHEMA_FILE
 from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient, TLSConfig
 from policy_engine.client.admin import AdminClient, BundleFiles
+from policy_engine.config import is_loopback, split_host_port
 from policy_engine.errors import BundleError, Problem
 from policy_engine.service.versions import check_bundle
 
@@ -340,6 +343,8 @@ def _credentials(args: argparse.Namespace) -> dict[str, Any]:
             token = Path(args.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise Refused(f"--token-file: {exc.strerror}") from exc
+    if not token:
+        token = _local_admin_token(args.server)
     tls = None
     if args.ca_file or args.cert_file:
         try:
@@ -347,6 +352,18 @@ def _credentials(args: argparse.Namespace) -> dict[str, Any]:
         except OSError as exc:
             raise Refused(f"TLS files: {exc.strerror}: {exc.filename}") from exc
     return {"tls": tls, "token": token or None}
+
+
+def _local_admin_token(server: str) -> str | None:
+    """The local admin credential of a server on this host (the default start), if this user
+    can read one; never sent anywhere but a loopback address."""
+    try:
+        host, _ = split_host_port(server)
+    except ValueError:
+        return None
+    if not is_loopback(host):
+        return None
+    return read_admin_token(default_admin_token_file())
 
 
 def _files(bundle: Bundle) -> BundleFiles:
@@ -605,7 +622,9 @@ def _parser() -> argparse.ArgumentParser:
     named.add_argument("--set", dest="policy_set", default="default", help="policy set (default: default)")
     acting = argparse.ArgumentParser(add_help=False, parents=[named])
     acting.add_argument(
-        "--author", default=getpass.getuser(), help="who does this (default: the OS user)"
+        "--author",
+        default=getpass.getuser(),
+        help="who claims to do this (default: the OS user); the server records the authenticated caller",
     )
     acting.add_argument("--reason", default="", help="why, recorded with the activation")
 

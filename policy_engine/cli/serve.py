@@ -4,7 +4,10 @@
     policy-engine db upgrade|current [--db URL]
 
 With `--workers N` (N > 1) this process supervises N server processes listening on
-the same port (SO_REUSEPORT: the kernel spreads connections across them). Each
+the same port (SO_REUSEPORT: the kernel spreads connections across them). The port
+must be free at start; the supervisor then keeps it reserved (bound, not listening)
+until it exits, and the kernel lets only processes of the same user join a
+SO_REUSEPORT group. Without --workers, a port already in use is an error. Each
 worker is a whole server of its own: event loop, policies, caches, decision-log
 replica ("<replica id>-w<index>", its own hash chain and spill file), rate-limit
 buckets and denial counters (so per-caller and per-subject limits apply per worker),
@@ -22,6 +25,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,6 +41,7 @@ from policy_engine.config import (
     load_config,
     split_host_port,
 )
+from policy_engine.auth.callers import LocalAdminCredentialError
 from policy_engine.logs import configure_logging
 from policy_engine.errors import SchemaOutdatedError, StoreError
 from policy_engine.server.app import InsecureBindError, start_server
@@ -133,9 +138,17 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
             audit=config.audit,
             threats=config.threats,
             metrics_listen=args.metrics_listen or config.metrics_listen,
+            edge=config.edge,
         )
         asyncio.run(_serve(settings, args.worker_index, args.ready_fd))
-    except (ConfigError, InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:
+    except (
+        ConfigError,
+        InsecureBindError,
+        LocalAdminCredentialError,
+        SchemaOutdatedError,
+        StoreError,
+        OSError,
+    ) as exc:
         print(f"policy-engine: {exc}", file=stderr)
         return 1
     return 0
@@ -165,6 +178,39 @@ def _supervise(argv: list[str], args: argparse.Namespace, stderr: TextIO) -> int
     if port == 0:
         print("policy-engine: --workers needs a fixed port to share (not port 0)", file=stderr)
         return 1
+    try:
+        reservation = _reserve_port(args.listen)
+    except OSError as exc:
+        print(f"policy-engine: cannot listen on {args.listen}: {exc.strerror or exc}", file=stderr)
+        return 1
+    try:
+        return _run_workers(argv, args)
+    finally:
+        reservation.close()
+
+
+def _reserve_port(listen: str) -> socket.socket:
+    """Fail when anything listens on `listen` already; else hold it for our workers.
+
+    The probe binds without SO_REUSEPORT, so it fails on any socket bound there, our own
+    kind included. The reservation that follows binds with SO_REUSEPORT and never listens:
+    it takes no connections, but keeps the port from other users (the kernel admits only one
+    user's sockets to a SO_REUSEPORT group) and from processes that do not set the option.
+    """
+    host, port = split_host_port(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = (host or "0.0.0.0", port)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+    reservation = socket.socket(family, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reservation.bind(address)
+    return reservation
+
+
+def _run_workers(argv: list[str], args: argparse.Namespace) -> int:
     workers: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -182,10 +228,13 @@ def _supervise(argv: list[str], args: argparse.Namespace, stderr: TextIO) -> int
                 break
             read_end, write_end = os.pipe()
             command = [
-                sys.executable, "-m", "policy_engine.cli.serve", *argv,
+                sys.executable, "-m", "policy_engine.cli.serve", *_without_db(argv),
                 "--workers", "1", "--worker-index", str(index), "--ready-fd", str(write_end),
             ]
-            workers.append(subprocess.Popen(command, pass_fds=(write_end,)))
+            # The database URL (and its password) goes in the environment, which only this
+            # user can read, not on the command line that every local user can list.
+            environment = {**os.environ, "POLICY_ENGINE_DB": args.db}
+            workers.append(subprocess.Popen(command, pass_fds=(write_end,), env=environment))
             os.close(write_end)
             # One at a time: the first creates the schema and imports the policies.
             ready = _wait_ready(read_end)
@@ -219,6 +268,19 @@ def _supervise(argv: list[str], args: argparse.Namespace, stderr: TextIO) -> int
                 worker.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _without_db(argv: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--db":
+            skip = True
+        elif not arg.startswith("--db="):
+            kept.append(arg)
+    return kept
 
 
 def _wait_ready(read_end: int) -> bool:

@@ -180,6 +180,5 @@ def _set(name: str) -> str:
 
 
 def _author(claimed: str) -> str:
-    """The authenticated caller when there is one; what the request says only without auth."""
-    principal = current_principal.get()
-    return claimed if principal.method == "none" else principal.id
+    """The caller as authenticated (the anonymous one included), never what the request claims."""
+    return current_principal.get().id

@@ -19,12 +19,14 @@ from sqlalchemy import Engine
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from policy_engine import limits
+from policy_engine.auth.callers import default_admin_token_file, load_or_create_admin_token
 from policy_engine.bundle import load_bundles
 from policy_engine.config import Settings, is_loopback, split_host_port
 from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.server.admin_servicer import AdminServicer
+from policy_engine.server.connections import channel_options
+from policy_engine.server.health import HealthServicer
 from policy_engine.server.interceptors import EdgeInterceptor
 from policy_engine.audit import AuditSink, Retention
 from policy_engine.server.observability import (
@@ -40,10 +42,11 @@ from policy_engine.service.threats import ThreatMonitor
 from policy_engine.server.servicers import AuthorizationServicer
 from policy_engine.service import DecisionService, PolicyRegistry, Reloader, VersionService
 from policy_engine.store import PolicyRepository, ensure_schema, open_database
+from policy_engine.store.db import redacted_url
 from policy_engine.store.notifications import ActivationListener
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc
 
-__all__ = ["InsecureBindError", "RunningServer", "start_server"]
+__all__ = ["AddressInUseError", "InsecureBindError", "RunningServer", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,10 @@ SERVED = (
 
 class InsecureBindError(Exception):
     """Refusing to listen beyond loopback without authentication."""
+
+
+class AddressInUseError(OSError):
+    """The listen address is taken (by another server, or anything else)."""
 
 
 class _UnregisteredMethods:
@@ -85,7 +92,7 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     registry: PolicyRegistry
-    health: health.aio.HealthServicer
+    health: HealthServicer
     listener: ActivationListener
     sink: AuditSink
     threats: ThreatMonitor
@@ -126,6 +133,12 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     """
     host, _port = split_host_port(settings.listen)
     _refuse_insecure_bind(host, settings)
+    security = settings.security
+    local_admin_token = None
+    if not security.authenticates_callers:
+        token_file = settings.edge.local_admin.token_file or default_admin_token_file()
+        local_admin_token = await asyncio.to_thread(load_or_create_admin_token, token_file)
+        log.info("admin calls need the local admin credential in %s (policyctl reads it)", token_file)
 
     database = open_database(settings.db_url)
     repository = PolicyRepository(database)
@@ -137,20 +150,26 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     # here; an unreachable database does not, it is retried in the background.
     ready = await bootstrap.attempt()
 
-    security = settings.security
     server = grpc.aio.server(
-        interceptors=[EdgeInterceptor(build_guard(security))],
-        options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
+        interceptors=[EdgeInterceptor(build_guard(security, settings.edge, local_admin_token))],
+        # Only the workers of one `serve --workers N` share a port; anything else finds it taken.
+        options=channel_options(settings.edge, reuse_port=worker is not None),
         # Beyond this many RPCs in flight, new ones are shed with RESOURCE_EXHAUSTED
         # instead of queueing until latency collapses.
         maximum_concurrent_rpcs=security.rate_limits.max_concurrent_rpcs,
     )
-    if security.tls is not None:
-        bound = server.add_secure_port(settings.listen, server_credentials(security.tls))
-    else:
-        bound = server.add_insecure_port(settings.listen)
+    try:
+        if security.tls is not None:
+            bound = server.add_secure_port(settings.listen, server_credentials(security.tls))
+        else:
+            bound = server.add_insecure_port(settings.listen)
+    except RuntimeError:
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+        raise AddressInUseError(
+            f"cannot listen on {settings.listen}: the address is in use (is another "
+            "policy-engine serve running there?) or not available on this host"
+        )
     audit_settings = settings.audit
     metrics_listen = settings.metrics_listen
     if worker is not None:
@@ -181,7 +200,7 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
         AdminServicer(versions, audit, RpcAuthorizer()), unregistered
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, unregistered)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
         reflection.aio.ReflectionServicer((*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME)),
@@ -239,7 +258,7 @@ class _Bootstrap:
 
     async def attempt(self) -> bool:
         try:
-            await asyncio.to_thread(ensure_schema, self._database, self._settings.db_url)
+            await asyncio.to_thread(ensure_schema, self._database, redacted_url(self._settings.db_url))
             policies = self._settings.policies
             if policies is not None and policies.is_dir():
                 bundles = await asyncio.to_thread(load_bundles, policies)
@@ -293,7 +312,7 @@ async def _every_second(
         await asyncio.sleep(interval)
 
 
-async def _set_health(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+async def _set_health(health_servicer: HealthServicer, serving: bool) -> None:
     status = (
         health_pb2.HealthCheckResponse.SERVING
         if serving

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
@@ -16,6 +18,7 @@ from policy_engine.auth.peers import peer_identity
 from policy_engine.auth.principal import Principal
 from policy_engine.errors import (
     BundleError,
+    DeadlineExceededError,
     InvalidRequestError,
     NoActiveVersionError,
     NotFoundError,
@@ -30,8 +33,9 @@ from policy_engine.errors import (
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
 from policy_engine.server.context import current_principal
+from policy_engine.server.requests import Refusal, RefusalLog, guarded_deserializer
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
-from policy_engine.v1 import authorization_pb2
+from policy_engine.v1 import admin_pb2, authorization_pb2
 
 __all__ = ["EdgeInterceptor", "Guard", "message_for", "status_for"]
 
@@ -49,9 +53,15 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NoActiveVersionError, grpc.StatusCode.FAILED_PRECONDITION),
     (UnsupportedError, grpc.StatusCode.UNIMPLEMENTED),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     # fail-closed audit: the decision's entry cannot be kept, so no decision is given
     (AuditUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    # A database failure that escaped the store's own typing (store.db.Guarded): still the
+    # database's, so a retry may get past it; its text (SQL, parameters) is not for the caller.
+    (OperationalError, grpc.StatusCode.UNAVAILABLE),
+    (InterfaceError, grpc.StatusCode.UNAVAILABLE),
 )
+_UNTOLD = (OperationalError, InterfaceError)
 
 
 def status_for(exc: Exception) -> grpc.StatusCode | None:
@@ -64,6 +74,8 @@ def status_for(exc: Exception) -> grpc.StatusCode | None:
 
 def message_for(exc: Exception) -> str:
     """The client-facing message: a refused bundle lists one problem per line."""
+    if isinstance(exc, _UNTOLD):
+        return "database unavailable"
     if isinstance(exc, BundleError):
         count = len(exc.problems)
         return f"bundle refused, {count} problem{'s' if count != 1 else ''}:\n" + "\n".join(
@@ -81,8 +93,13 @@ _DECISIONS_ASKED: dict[str, Callable[[Any], int]] = {
     _AUTHORIZATION + "ListAllowed": lambda request: 1,
 }
 
+_ADMIN = f"/{admin_pb2.DESCRIPTOR.services_by_name['PolicyAdminService'].full_name}/"
+
 # Health checks need no credentials, so that load balancers can probe.
 UNGUARDED_PREFIX = "/grpc.health.v1.Health/"
+
+# Refused admin calls: one log line per second at most (the rest counted in it), plus metrics.
+_refused_admin_log = RefusalLog(log, "refused admin call")
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
@@ -111,7 +128,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if known is not None and known[0] is handler:
             return known[1]
         guard = None if method.startswith(UNGUARDED_PREFIX) else self._guard
-        wrapped = _rewrap(handler, _unary(guard, method), _stream(guard, method))
+        wrapped = _rewrap(handler, method, _unary(guard, method), _stream(guard, method))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -119,10 +136,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
 def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
     def wrap(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if type(request) is Refusal:
+                await request.abort(context)
             try:
                 if guard is None:
                     return await inner(request, context)
                 peer = context.peer()
+                await _refuse_expired(context)
                 guard.enter(peer)
                 try:
                     guard.admit(request, context, method)
@@ -140,12 +160,38 @@ def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
 
 
 def _stream(guard: Guard | None, method: str) -> Callable[[Any], Any]:
-    def wrap(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """Server- and bidi-streaming handlers come in two shapes: async generators (yield each
+    response) and coroutines that write with `context.write` (grpc's own health Watch)."""
+
+    def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if guard is not None:
+            guard.started(context.peer())
+            # For a bidi stream `request` is the request iterator: it has no subject to limit.
+            guard.admit(request, context, method)
+
+    def wrap(inner: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(inner):
+
+            async def written(request: Any, context: grpc.aio.ServicerContext) -> None:
+                if type(request) is Refusal:
+                    await request.abort(context)
+                try:
+                    admit(request, context)
+                    await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc, method)
+
+            return written
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if type(request) is Refusal:
+                await request.abort(context)
+            if hasattr(request, "__aiter__"):  # a bidi stream: each message may be a Refusal
+                request = _refusing(request, context)
             try:
-                if guard is not None:
-                    # For a bidi stream `request` is the request iterator: it has no subject to limit.
-                    guard.admit(request, context, method)
+                admit(request, context)
                 async for item in inner(request, context):
                     yield item
             except grpc.aio.AbortError:
@@ -158,15 +204,33 @@ def _stream(guard: Guard | None, method: str) -> Callable[[Any], Any]:
     return wrap
 
 
+async def _refusing(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async for item in requests:
+        if type(item) is Refusal:
+            await item.abort(context)
+        yield item
+
+
+async def _refuse_expired(context: grpc.aio.ServicerContext) -> None:
+    """A call whose deadline passed while it waited to run is not decided (nor logged): the
+    client has stopped waiting and would never see the answer."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        METRICS.refused.labels(code="DEADLINE_EXCEEDED").inc()
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the request was decided")
+
+
 def _rewrap(
     handler: grpc.RpcMethodHandler,
+    method: str,
     unary: Callable[[Any], Any],
     stream: Callable[[Any], Any],
 ) -> grpc.RpcMethodHandler:
     """The same handler with its behaviour wrapped: `unary` for unary-unary, `stream` for
-    server- and bidi-streaming methods (the only shapes this service has)."""
+    server- and bidi-streaming methods (the only shapes this service has); its request
+    parser bounded by the method's size limit and answering undecodable bodies itself."""
     codecs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": guarded_deserializer(handler.request_deserializer, method),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:
@@ -183,9 +247,14 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     METRICS.refused.labels(code=code.name if code is not None else "INTERNAL").inc()
     if isinstance(exc, UnauthenticatedError):
         METRICS.auth_failures.labels(reason=str(exc).split(":")[0][:60]).inc()
+    if method.startswith(_ADMIN) and isinstance(exc, (UnauthenticatedError, PermissionDeniedError)):
+        METRICS.security_events.labels(kind="refused_admin_call").inc()
+        _refused_admin_log.note(f"{method} from {context.peer()}: {code.name if code else ''} {exc}")
     if code is None:
         log.exception("internal error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    if isinstance(exc, _UNTOLD):
+        log.warning("database failure in %s: %s", method, type(exc).__name__)
     trailing: tuple[tuple[str, str], ...] = ()
     if isinstance(exc, RateLimitedError):
         trailing = (("retry-after-ms", str(max(1, round(exc.retry_after * 1000)))),)
@@ -205,6 +274,7 @@ class Guard:
         subject_limit: RateLimiter,
         rpc_limits: dict[str, RateLimiter],
         connections: ConnectionLimiter,
+        connection_calls: RateLimiter | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._authorizer = authorizer
@@ -213,7 +283,9 @@ class Guard:
         self._subject_limit = subject_limit
         self._rpc_limits = rpc_limits
         self._connections = connections
-        # Without caller authentication every caller is the same anonymous principal: make it once.
+        self._connection_calls = connection_calls
+        # Without caller authentication every caller of a decision method is the same anonymous
+        # principal: make it once. Other methods look for the local admin credential.
         self._anonymous: Principal | None = (
             None if authenticator.enabled else authenticator.authenticate(None, None)
         )
@@ -222,8 +294,17 @@ class Guard:
         self._memo_allowed = type(authorizer) is RpcAuthorizer
         self._allowed: dict[tuple[frozenset[str], str], bool] = {}
 
+    def started(self, peer: str) -> None:
+        """Count a call started on this connection; refused beyond its rate (streams opened and
+        cancelled at once count too: that is how a flood of them is slowed)."""
+        if self._connection_calls is not None:
+            wait = self._connection_calls.try_acquire(peer)
+            if wait:
+                raise RateLimitedError("too many calls started on this connection", wait)
+
     def enter(self, peer: str) -> None:
         """Count a request in flight on this connection; refused beyond the cap."""
+        self.started(peer)
         if not self._connections.enter(peer):
             raise RateLimitedError("too many concurrent requests on this connection", 0.05)
 
@@ -231,7 +312,7 @@ class Guard:
         self._connections.leave(peer)
 
     def admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
-        principal = self._anonymous
+        principal = self._anonymous if method.startswith(_AUTHORIZATION) else None
         if principal is None:
             authorization = None
             for key, value in context.invocation_metadata() or ():

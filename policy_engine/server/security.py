@@ -13,7 +13,14 @@ from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.keys import KeySource
 from policy_engine.auth.subjects import ClaimMapping, SubjectTokenResolver
 from policy_engine.auth.tokens import TokenVerifier
-from policy_engine.config import ConfigError, RateLimitSettings, SecuritySettings, TlsSettings, TokenSettings
+from policy_engine.config import (
+    ConfigError,
+    EdgeSettings,
+    RateLimitSettings,
+    SecuritySettings,
+    TlsSettings,
+    TokenSettings,
+)
 from policy_engine.server.interceptors import Guard
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 
@@ -22,7 +29,11 @@ __all__ = ["build_guard", "build_subject_resolver", "server_credentials"]
 log = logging.getLogger(__name__)
 
 
-def build_guard(security: SecuritySettings) -> Guard:
+def build_guard(
+    security: SecuritySettings, edge: EdgeSettings | None = None, local_admin_token: str | None = None
+) -> Guard:
+    """`local_admin_token`: the credential of the admin when callers are not authenticated."""
+    edge = edge or EdgeSettings()
     callers = security.callers
     authenticator = CallerAuthenticator(
         _verifier(callers.tokens) if callers and callers.tokens else None,
@@ -30,6 +41,8 @@ def build_guard(security: SecuritySettings) -> Guard:
         roles_claim=callers.roles_claim if callers else "roles",
         role_scopes=callers.role_scopes if callers else None,
         principals=callers.principals if callers else None,
+        local_admin_token=local_admin_token,
+        anonymous_scopes=edge.local_admin.anonymous_scopes,
     )
     limits: RateLimitSettings = security.rate_limits
     return Guard(
@@ -40,6 +53,7 @@ def build_guard(security: SecuritySettings) -> Guard:
         RateLimiter(limits.subject.rate, limits.subject.burst),
         {rpc: RateLimiter(rate.rate, rate.burst) for rpc, rate in limits.rpcs.items()},
         ConnectionLimiter(limits.max_per_connection),
+        RateLimiter(edge.connections.calls.rate, edge.connections.calls.burst),
     )
 
 

@@ -44,7 +44,7 @@ from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.bundle.ids import fold_id, fold_resource
 from policy_engine.bundle.schema import CASEFOLD
 from policy_engine.engine import MatchedRule
-from policy_engine.errors import InvalidRequestError
+from policy_engine.errors import DeadlineExceededError, InvalidRequestError
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
 from policy_engine.service.explain import explain_denial
@@ -376,6 +376,9 @@ class DecisionService:
         room = await self._room.wait(count, limit)
         METRICS.audit_wait_seconds.inc(time.monotonic() - started)
         METRICS.audit_waits.labels(outcome="room" if room else "timed_out").inc()
+        if not room and timeout is not None and timeout <= self._log_wait:
+            # The caller's deadline, not the log's wait, ran out: nobody is waiting for this answer.
+            raise DeadlineExceededError("deadline passed while waiting for decision log room; not decided")
         if not room:
             log.warning("decision log queue still full after %.2fs; its loss policy applies", limit)
 

@@ -14,11 +14,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
-from policy_engine.errors import SchemaOutdatedError, StoreUnavailableError
+from policy_engine.errors import SchemaOutdatedError, StoreError, StoreUnavailableError
 
-__all__ = ["Guarded", "SchemaState", "alembic_config", "ensure_schema", "open_database", "schema_state", "upgrade"]
+__all__ = [
+    "Guarded",
+    "SchemaState",
+    "alembic_config",
+    "ensure_schema",
+    "open_database",
+    "redacted_url",
+    "schema_state",
+    "upgrade",
+]
 
 # The Alembic scripts (migrations/ of the repository) through the package's _migrations link,
 # so that an installed wheel has them as well as a checkout.
@@ -38,10 +47,22 @@ _CLIENT_TIMEOUTS = {
 }
 
 
+def redacted_url(url: str) -> str:
+    """`url` as it may be shown (logs, errors, hints): its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable database URL>"
+
+
 def open_database(url: str, *, client_timeouts: bool = False) -> Engine:
     """A SQLAlchemy engine for `url`; SQLite gets foreign keys enforced and a busy timeout.
     `client_timeouts`: PostgreSQL connections time out connecting and use TCP keepalive."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # SQLAlchemy's message quotes the whole URL, password included.
+        raise StoreError("the database URL does not parse as a SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -141,8 +162,16 @@ def ensure_schema(engine: Engine, url_for_message: str) -> SchemaState:
     return state
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """A database failure a retry may get past: lost or refused connection, lock or I/O trouble."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 class Guarded:
-    """A connection context that turns a lost database into StoreUnavailableError.
+    """A connection context that turns a lost or failing database into StoreUnavailableError,
+    whether it fails at connect, inside the block or at commit.
 
     `with Guarded(engine.begin()) as conn:`; other errors pass through as they are.
     """
@@ -158,6 +187,10 @@ class Guarded:
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
-            return self._context.__exit__(*exc_info)
-        except OperationalError as exc:
+            suppressed = self._context.__exit__(*exc_info)
+        except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailableError("database unavailable") from exc
+        error = exc_info[1]
+        if not suppressed and error is not None and _unavailable(error):
+            raise StoreUnavailableError(f"database unavailable: {type(error).__name__}") from error
+        return suppressed

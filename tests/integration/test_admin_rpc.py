@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import shutil
@@ -19,6 +20,7 @@ from policy_engine.client import SyncClient
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.testing import ServerHandle, running_server
 
+LOCAL_ADMIN = f"local-admin:{getpass.getuser()}"
 ROOT = Path(__file__).resolve().parents[2]
 CALCULATOR = "p, viewer, *, tool:calculator, invoke, True, allow\n"
 
@@ -49,7 +51,8 @@ def server(repo: Path) -> Iterator[ServerHandle]:
 def ctl(server: ServerHandle, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     argv = list(args)
-    code = policyctl.run([*argv[:1], "--server", server.target, *argv[1:]] if argv[0] not in ("test", "validate") else argv, out, err)
+    remote = ["--server", server.target, "--token-file", str(server.admin_token_file)]
+    code = policyctl.run([*argv[:1], *remote, *argv[1:]] if argv[0] not in ("test", "validate") else argv, out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -77,8 +80,9 @@ class TestPush:
         assert pushed["created"] is True
         assert pushed["version"]["number"] == 2
         assert pushed["version"]["git_commit"] == head
-        assert pushed["version"]["author"] == "ann"
-        with AdminClient(server.target) as admin:
+        # The author is the authenticated caller (the local admin), not the one the request claims.
+        assert pushed["version"]["author"] == LOCAL_ADMIN
+        with AdminClient(server.target, token=server.admin_token) as admin:
             assert [v.active for v in admin.versions("default")] == [True, False]
 
     def test_identical_push_returns_existing_version(self, server, repo) -> None:  # type: ignore[no-untyped-def]
@@ -105,18 +109,18 @@ class TestPush:
         folder = repo / "policies" / "default"
         bad = load_bundle(folder)
         rules = bad.policy_text.replace("p, viewer, *, tool:web_search, invoke, True, allow", "")
-        with AdminClient(server.target) as admin, pytest.raises(grpc.RpcError) as caught:
+        with AdminClient(server.target, token=server.admin_token) as admin, pytest.raises(grpc.RpcError) as caught:
             admin.push("default", BundleFiles(bad.model_text, rules, dict(bad.tests)), message="x", author="ann")
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "tests/tools_test.yaml:" in caught.value.details()
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             assert len(admin.versions("default")) == 1
 
     def test_lint_failure_is_refused(self, server, repo) -> None:  # type: ignore[no-untyped-def]
         """A bundle with a non-plain eval condition is refused naming policy.csv and the line."""
         bundle = load_bundle(repo / "policies" / "default")
         rules = bundle.policy_text + "p, viewer, *, tool:x, invoke, __import__('os'), allow\n"
-        with AdminClient(server.target) as admin, pytest.raises(grpc.RpcError) as caught:
+        with AdminClient(server.target, token=server.admin_token) as admin, pytest.raises(grpc.RpcError) as caught:
             admin.push("default", BundleFiles(bundle.model_text, rules, {}), message="x", author="ann")
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "policy.csv:" in caught.value.details()
@@ -154,25 +158,25 @@ class TestActivation:
         code, out, _ = ctl(server, "activations", "--output", "json")
         history = json.loads(out)
         assert [(a["version"], a["previous_version"], a["actor"], a["reason"]) for a in history[:2]] == [
-            (1, 2, "cid", "oops"),
-            (2, 1, "bea", "ship calculator"),
+            (1, 2, LOCAL_ADMIN, "oops"),
+            (2, 1, LOCAL_ADMIN, "ship calculator"),
         ]
 
     def test_stale_expectation_is_failed_precondition(self, server, repo) -> None:  # type: ignore[no-untyped-def]
         """Activating with --expect-active that is not the active version is refused and changes nothing."""
         folder = commit_change(repo, CALCULATOR)
         ctl(server, "push", str(folder))
-        with AdminClient(server.target) as admin, pytest.raises(grpc.RpcError) as caught:
+        with AdminClient(server.target, token=server.admin_token) as admin, pytest.raises(grpc.RpcError) as caught:
             admin.activate("default", 2, author="x", reason="", expected_active=2)
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         code, _, err = ctl(server, "activate", "2", "--expect-active", "7")
         assert code == 2 and "FAILED_PRECONDITION" in err
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             assert [v.number for v in admin.versions("default") if v.active] == [1]
 
     def test_unknown_set_and_version_are_not_found(self, server) -> None:  # type: ignore[no-untyped-def]
         """Unknown sets and versions are NOT_FOUND."""
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             for call in (lambda: admin.versions("nope"), lambda: admin.activate("default", 9, author="x", reason=""), lambda: admin.get("default", 5)):
                 with pytest.raises(grpc.RpcError) as caught:
                     call()
@@ -183,7 +187,7 @@ class TestActivation:
         folder = commit_change(repo, CALCULATOR)
         ctl(server, "push", str(folder))
         seen = []
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             stream = admin.watch("default")
             started = threading.Event()
 
@@ -237,7 +241,7 @@ class TestInspection:
         """export writes files that load to the same sha256 as the stored version."""
         target = tmp_path / "exported"
         assert ctl(server, "export", "1", str(target))[0] == 0
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             version, _ = admin.get("default", 1)
         assert bundle_digest(load_bundle(target, name="default")) == version.sha256
 

@@ -36,7 +36,8 @@ def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 
 def ctl(server: ServerHandle, *args: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = policyctl.run([args[0], "--server", server.target, *args[1:]], out, err)
+    remote = ["--server", server.target, "--token-file", str(server.admin_token_file)]
+    code = policyctl.run([args[0], *remote, *args[1:]], out, err)
     return code, out.getvalue() + err.getvalue()
 
 
@@ -48,7 +49,7 @@ def server() -> Iterator[ServerHandle]:
 
 
 def logged(server: ServerHandle, **filters: object) -> list:  # type: ignore[type-arg]
-    with AdminClient(server.target) as admin:
+    with AdminClient(server.target, token=server.admin_token) as admin:
         return admin.decisions(limit=1000, **filters)  # type: ignore[arg-type]
 
 
@@ -86,7 +87,7 @@ class TestDecisionLog:
         eventually(lambda: len(logged(server, subject="carol")) >= 6)
         entries = {d.decision_id: d for d in logged(server, subject="carol")}
         own = ("decision_id", "decided_at", "latency_us", "seq")
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             for tool, decided in ids.items():
                 first, *repeats = [entries[decision_id] for decision_id in decided]
                 assert first.allowed is (tool == "sql_query")
@@ -171,7 +172,7 @@ class TestDecisionLog:
         bundle = load_bundle(ROOT / "policies" / "default")
         rules = bundle.policy_text.replace("p, analyst, *, tool:sql_query, invoke, True, allow\n", "")
         tests = {k: "\n".join(l for l in v.splitlines() if "sql_query, expect: allow" not in l) + "\n" for k, v in bundle.tests.items()}
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             admin.push("default", BundleFiles(bundle.model_text, rules, tests, bundle.schema_text), message="no sql", author="t")
             result = admin.replay("default", 2)
         assert (result.allow_to_deny, result.deny_to_allow) == (2, 0)
@@ -194,7 +195,7 @@ class TestThreats:
             blocked = helper("web_search")
             assert not blocked.allowed
             assert "quarantined" in blocked.reason
-            eventually(lambda: any(e["principal"] == "agent:helper" for e in AdminClient(server.target).security_events()))
+            eventually(lambda: any(e["principal"] == "agent:helper" for e in AdminClient(server.target, token=server.admin_token).security_events()))
             code, text = ctl(server, "release", "agent:helper", "--tenant", "acme", "--reason", "investigated")
             assert code == 0, text
             eventually(lambda: helper("web_search").allowed, timeout=10)
@@ -210,7 +211,7 @@ class TestThreats:
             assert dave("web_search").allowed and dave("web_search").allowed
             for _ in range(4):
                 assert not dave("shell_exec").allowed
-            eventually(lambda: any(e["principal"] == "dave" for e in AdminClient(server.target).security_events()))
+            eventually(lambda: any(e["principal"] == "dave" for e in AdminClient(server.target, token=server.admin_token).security_events()))
             database = open_database(server.db_url)
             quarantine(database, "acme", "dave", datetime.now(UTC) + timedelta(hours=1), "test")
             database.dispose()

@@ -229,12 +229,12 @@ def test_one_version_decides_the_whole_batch() -> None:
     with running_server(ROOT / "policies") as server:
         bundle = load_bundle(ROOT / "policies" / "default")
         rules = bundle.policy_text + "\np, viewer, *, tool:calculator, invoke, True, allow\n"
-        with AdminClient(server.target) as admin:
+        with AdminClient(server.target, token=server.admin_token) as admin:
             admin.push("default", BundleFiles(bundle.model_text, rules, dict(bundle.tests)), message="calc", author="t")
         stop = threading.Event()
 
         def flip() -> None:
-            with AdminClient(server.target) as admin:
+            with AdminClient(server.target, token=server.admin_token) as admin:
                 number = 2
                 while not stop.is_set():
                     admin.activate("default", number, author="t", reason="flip")

@@ -259,11 +259,12 @@ class TestServing:
         assert response.status == health_pb2.HealthCheckResponse.SERVING
 
     def test_reflection_lists_services(self, server: ServerHandle) -> None:
-        """Server reflection lists the authorization and health services."""
+        """Server reflection lists the authorization and health services to the local admin."""
         with grpc.insecure_channel(server.target) as channel:
             stub = reflection_pb2_grpc.ServerReflectionStub(channel)
             responses = stub.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                metadata=(("authorization", f"Bearer {server.admin_token}"),),
             )
             names = {s.name for r in responses for s in r.list_services_response.service}
         assert {"policy_engine.v1.AuthorizationService", "grpc.health.v1.Health"} <= names

@@ -16,7 +16,7 @@ from policy_engine.bundle import load_bundle
 from policy_engine.client import SyncClient
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.store import PolicyRepository, ensure_schema, open_database
-from tests.support.processes import health_status, serve_process, wait_serving
+from tests.support.processes import admin_token, health_status, serve_process, wait_serving
 from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_activation_through_one_replica_reaches_the_other_within_a_second(postgr
     with serve_process(postgres_url, ROOT / "policies", tmp_path) as (a, _), serve_process(
         postgres_url, ROOT / "policies", tmp_path
     ) as (b, _):
-        with AdminClient(a) as admin:
+        with AdminClient(a, token=admin_token(tmp_path)) as admin:
             pushed = admin.push("default", variant(1), message="v2", author="ops")
             assert [v.number for v in admin.versions("default") if v.active] == [1]
             admin.activate("default", pushed.version.number, author="ops", reason="go")
@@ -57,7 +57,7 @@ def test_concurrent_pushes_are_gap_free_and_no_activation_is_lost(postgres_url: 
 
         def push(n: int) -> None:
             try:
-                with AdminClient(a if n % 2 else b) as admin:
+                with AdminClient(a if n % 2 else b, token=admin_token(tmp_path)) as admin:
                     outcome = admin.push("default", variant(n), message=f"v{n}", author=f"c{n}")
                     numbers.append(outcome.version.number)
                     admin.activate("default", outcome.version.number, author=f"c{n}", reason="race")
@@ -71,7 +71,7 @@ def test_concurrent_pushes_are_gap_free_and_no_activation_is_lost(postgres_url: 
             thread.join()
         assert errors == []
         assert sorted(numbers) == list(range(2, 10))
-        with AdminClient(a) as admin:
+        with AdminClient(a, token=admin_token(tmp_path)) as admin:
             history = list(reversed(admin.activations("default", limit=100)))
         assert len(history) == 9
         for before, after in zip(history, history[1:], strict=False):

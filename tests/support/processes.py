@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -62,6 +63,16 @@ def wait_serving(target: str, process: subprocess.Popen[str] | None = None, time
     raise AssertionError(f"{target} did not become SERVING within {timeout}s")
 
 
+def admin_token_file(workdir: Path) -> Path:
+    """Where the servers `serve_process` starts in `workdir` keep their local admin credential."""
+    return workdir / "admin-token"
+
+
+def admin_token(workdir: Path) -> str:
+    """The local admin credential of the servers started in `workdir`."""
+    return admin_token_file(workdir).read_text(encoding="ascii").strip()
+
+
 @contextmanager
 def serve_process(db_url: str, policies: Path | None, workdir: Path, wait: bool = True) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A `policy-engine serve` process on a free port; SIGTERM and a clean exit at the end."""
@@ -69,7 +80,10 @@ def serve_process(db_url: str, policies: Path | None, workdir: Path, wait: bool 
     args = [str(BIN / "policy-engine"), "serve", "--listen", target, "--db", db_url]
     args += ["--policies", str(policies) if policies else str(workdir / "no-policies")]
     log = (workdir / f"serve-{target.rsplit(':', 1)[1]}.log").open("w+")
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=workdir)
+    environment = {**os.environ, "POLICY_ENGINE_ADMIN_TOKEN_FILE": str(admin_token_file(workdir))}
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=workdir, env=environment
+    )
     try:
         if wait:
             wait_serving(target, process)
