@@ -34,7 +34,7 @@ from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 from tests.integration.test_decision_log import decision, protector, wait_until
 from tests.integration.test_decision_log_groups import batch_of, request_group
-from tests.support.processes import serve_process
+from tests.support.processes import admin_token_file, serve_process
 from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -493,7 +493,8 @@ def test_a_crash_while_the_database_is_slow_is_a_named_gap_and_tampering_still_s
         # the restarted writer has stored its crash record and rows after it
         wait_until(lambda: getattr(repository.position("crash-replica"), "seq", 0) > lost_at + 1)
         out, err = io.StringIO(), io.StringIO()
-        code = policyctl.run(["decisions", "verify", "--server", target], out, err)
+        code = policyctl.run(["decisions", "verify", "--server", target,
+                              "--token-file", str(admin_token_file(tmp_path))], out, err)
         assert code == 0 and "1 crash gap (see above)" in out.getvalue(), out.getvalue() + err.getvalue()
     report = repository.verify()
     assert report.ok, report.lines()

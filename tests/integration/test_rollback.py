@@ -127,13 +127,14 @@ def test_walk_back_path(history: list[int], path: list[int]) -> None:
 
 def ctl(server: ServerHandle, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = policyctl.run([args[0], "--server", server.target, *args[1:]], out, err)
+    credential = ["--token-file", str(server.admin_token_file)]
+    code = policyctl.run([args[0], "--server", server.target, *credential, *args[1:]], out, err)
     return code, out.getvalue(), err.getvalue()
 
 
 def test_policyctl_rollback_twice_to_and_show(tmp_path: Path) -> None:
     """policyctl: rollback twice from 3 lands on 1; rollback --to names the target; show prints the rules."""
-    with running_server(ROOT / "policies") as server, AdminClient(server.target) as admin:
+    with running_server(ROOT / "policies") as server, AdminClient(server.target, token=server.admin_token) as admin:
         base = admin.get("default", 1)[1]
         for n in (2, 3):
             extra = f"p, viewer, *, tool:calculator_{n}, invoke, True, allow\n"
