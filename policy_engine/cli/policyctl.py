@@ -42,9 +42,8 @@ from typing import Any, TextIO
 
 import grpc
 
-from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
+from policy_engine.bundle import check_bundle, inspect_bundle, load_bundle
 from policy_engine.bundle.digest import bundle_digest
-from policy_engine.bundle.lint import lint_bundle
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
 from policy_engine.bundle.provenance import git_provenance
 from policy_engine.bundle.schema import SCHEMA_FILE
@@ -52,7 +51,6 @@ from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient, TLSConfig
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.errors import BundleError
-from policy_engine.service.versions import check_bundle
 
 __all__ = ["EXIT_DENIED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "main", "run"]
 
@@ -114,20 +112,23 @@ class _Output:
 
 def _validate(args: argparse.Namespace, out: _Output) -> int:
     bundle = load_bundle(args.dir)
-    engine = compile_bundle(bundle)
-    problems = lint_bundle(bundle, engine)
-    if problems:
-        raise BundleError(problems)
+    checked = inspect_bundle(bundle)  # the checks push runs, tests included
+    if checked.refusals or checked.engine is None or checked.report is None:
+        raise BundleError(checked.refusals)
+    rules, cases = checked.engine.rule_count, len(checked.report.results)
     out.emit(
-        {"policy_set": bundle.name, "valid": True, "rules": engine.rule_count},
-        lambda s: print(f"{bundle.name}: valid, {engine.rule_count} rules", file=s),
+        {"policy_set": bundle.name, "valid": True, "rules": rules, "cases": cases},
+        lambda s: print(f"{bundle.name}: valid, {rules} rules, {cases} test cases pass", file=s),
     )
     return EXIT_OK
 
 
 def _test(args: argparse.Namespace, out: _Output) -> int:
     bundle = load_bundle(args.dir)
-    report = run_bundle_tests(bundle, compile_bundle(bundle))
+    checked = inspect_bundle(bundle)  # the checks push runs; failing cases are listed below
+    if checked.problems or checked.report is None:
+        raise BundleError(checked.problems)
+    report = checked.report
     failures = report.problems()
 
     def text(stream: TextIO) -> None:

@@ -13,17 +13,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from policy_engine.bundle import (
-    Bundle,
-    bundle_digest,
-    bundle_schema,
-    compile_bundle,
-    run_bundle_tests,
-)
-from policy_engine.bundle.lint import lint_bundle
+from policy_engine.bundle import Bundle, bundle_digest, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
-from policy_engine.errors import BundleError, InvalidRequestError, Problem, StaleActivationError
+from policy_engine.errors import BundleError, InvalidRequestError, StaleActivationError
 from policy_engine.store import (
     ActivationRecord,
     ActivationRequest,
@@ -71,23 +64,6 @@ class VersionDiff:
     removed: tuple[MatchedRule, ...]
     model_diff: str
     tests_changed: tuple[str, ...]
-
-
-def check_bundle(bundle: Bundle) -> Engine:
-    """Compile, lint and test a bundle; BundleError lists every problem with file and line."""
-    engine = compile_bundle(bundle)
-    problems: list[Problem] = lint_bundle(bundle, engine)
-    try:
-        bundle_schema(bundle, engine)
-    except BundleError as exc:
-        problems.extend(exc.problems)
-    try:
-        problems.extend(run_bundle_tests(bundle, engine).problems())
-    except BundleError as exc:
-        problems.extend(exc.problems)
-    if problems:
-        raise BundleError(problems)
-    return engine
 
 
 class VersionService:

@@ -34,7 +34,7 @@ subjects: {alice: {id: alice}}
 resources: {search: {kind: tool, id: web_search}}
 tests:
   - {tenant: acme, subject: alice, action: invoke, resource: search, expect: allow}
-  - {tenant: acme, subject: bob, action: invoke, resource: search, expect: deny}
+  - {tenant: acme, subject: {id: bob}, action: invoke, resource: search, expect: deny}
 """
 
 
@@ -135,7 +135,7 @@ class TestBundleTests:
 
     def test_failure_names_file_line_and_reason(self, tmp_path: Path) -> None:
         """A wrong expectation is reported at its file and line with the decision's reason."""
-        wrong = TEST.replace("bob, action: invoke, resource: search, expect: deny", "bob, action: invoke, resource: search, expect: allow")
+        wrong = TEST.replace("{id: bob}, action: invoke, resource: search, expect: deny", "{id: bob}, action: invoke, resource: search, expect: allow")
         bundle = load_bundle(write_bundle(tmp_path, test=wrong))
         report = run_bundle_tests(bundle, compile_bundle(bundle))
         [problem] = report.problems()

@@ -90,7 +90,7 @@ def test_eval_text_must_be_a_plain_condition(condition: str) -> None:
     [
         "r.sub.clearance >= r.obj.classification",
         "r.sub.mfa == True && !(r.obj.risk == 'high')",
-        "r.sub.role in ['a'] || r.ctx.channel != 'sms'",
+        "r.sub.role in ['a'] || r.obj.channel != 'sms'",
         "True",
     ],
 )
