@@ -8,7 +8,9 @@ In order, collecting every problem with its file and line:
    names only what exists (`matchers`);
 4. the lint: patterns, eval() conditions, effects, roles, fields (`lint`);
 5. schema.yaml, strictly (`schema`);
-6. the bundle's tests: malformed files and unknown fixtures, then failures.
+6. only when nothing above was found (a test must not run a refused
+   pattern): the bundle's tests, malformed files and unknown fixtures, then
+   failures.
 
 `inspect_bundle` returns everything found (so `policyctl test` can print the
 test results); `check_bundle` raises BundleError unless nothing was found.
@@ -68,10 +70,11 @@ def inspect_bundle(bundle: Bundle) -> BundleCheck:
     except BundleError as exc:
         problems.extend(exc.problems)
     report = None
-    try:
-        report = run_bundle_tests(bundle, engine)
-    except BundleError as exc:
-        problems.extend(exc.problems)
+    if not problems:  # a test never runs a matcher or pattern the checks above refused
+        try:
+            report = run_bundle_tests(bundle, engine)
+        except BundleError as exc:
+            problems.extend(exc.problems)
     return BundleCheck(engine, schema, report, tuple(problems))
 
 

@@ -1,6 +1,8 @@
-"""The lifecycle of policy versions: push (compile, lint, test, store), activate, roll back, diff.
+"""The lifecycle of policy versions: push (check, then store), activate, roll back, diff.
 
-Pushing never changes what is live; activating does. A refused bundle
+Pushing never changes what is live; activating does. A push is checked
+(`bundle.check_bundle`: compile, lint, schema, tests) and hashed in a worker
+process (`compile_worker`), never in the serving one; a refused bundle
 writes nothing.
 """
 
@@ -13,9 +15,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from policy_engine.bundle import Bundle, bundle_digest, check_bundle
+from policy_engine.bundle import Bundle, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
+from policy_engine.service.compile_worker import PushCheck, shared_checker
 from policy_engine.errors import BundleError, InvalidRequestError, StaleActivationError
 from policy_engine.store import (
     ActivationRecord,
@@ -69,9 +72,16 @@ class VersionDiff:
 class VersionService:
     """Use cases of the admin API over a PolicyRepository (blocking; call from a worker thread)."""
 
-    def __init__(self, repository: PolicyRepository, watch_interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        repository: PolicyRepository,
+        watch_interval: float = 0.25,
+        checker: PushCheck | None = None,
+    ) -> None:
         self._repository = repository
         self._watch_interval = watch_interval
+        # Off the serving process by default: compile, lint, tests and digest of a push.
+        self._check = checker or shared_checker()
 
     def push(
         self,
@@ -87,15 +97,15 @@ class VersionService:
         """Store the bundle as a version once it compiles, lints clean and passes its tests."""
         _require_set_name(bundle.name)
         _require("author", author)
-        engine = check_bundle(bundle)
+        checked = self._check(bundle)
         record, created, activation = self._repository.add_version(
             bundle.name,
             NewVersion(
                 model_text=bundle.model_text,
                 policy_text=bundle.policy_text,
                 tests=bundle.tests,
-                sha256=bundle_digest(bundle),
-                rule_count=engine.rule_count,
+                sha256=checked.sha256,
+                rule_count=checked.rule_count,
                 message=message,
                 author=author,
                 git_commit=provenance.git_commit,
