@@ -88,7 +88,9 @@ def _pattern_problems(uses: MatcherUses, rules: list[MatchedRule]) -> Iterable[P
             assert value is not None
             message = pattern_problem(use.function, value)
             if message:
-                yield Problem(MODEL_FILE, f"matcher {use.matcher}: {use.function} pattern {value!r}: {message}")
+                yield Problem(
+                    MODEL_FILE, f"matcher {use.matcher}: {use.function} pattern {value!r}: {message}", use.line
+                )
             continue
         for rule in rules:
             if rule.ptype != use.ptype:

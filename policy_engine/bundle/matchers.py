@@ -57,6 +57,7 @@ class PatternUse:
 
     function: str
     matcher: str
+    line: int | None  # of the matcher in model.conf
     ptype: str
     parts: tuple[int | str, ...]
 
@@ -191,7 +192,7 @@ class _Matcher:
                 f"joined with +), not {ast.unparse(call.args[1])}: a request must not choose the pattern"
             )
             return
-        self.uses.patterns.append(PatternUse(name, self.key, ptype, parts))
+        self.uses.patterns.append(PatternUse(name, self.key, self.line, ptype, parts))
 
     def check_evals(
         self, names: list[str], ptype: str, rule_tokens: Sequence[str], request_tokens: Sequence[str]

@@ -61,6 +61,10 @@ class _WorkerDied(Exception):
     pass
 
 
+class _TimedOut(Exception):
+    pass
+
+
 class BundleChecker:
     """`check(bundle)`, answered by a worker process; blocking, safe to call from many threads."""
 
@@ -113,7 +117,7 @@ class BundleChecker:
                 answer = self._ask(payload)
         except _WorkerDied as exc:
             raise BundleError([Problem("bundle", f"the bundle checker died while checking it ({exc})")]) from exc
-        except TimeoutError as exc:
+        except _TimedOut as exc:
             raise BundleError(
                 [Problem("bundle", f"checking the bundle took longer than {self._timeout:g} s")]
             ) from exc
@@ -129,14 +133,15 @@ class BundleChecker:
         connection = self._start()
         try:
             connection.send(payload)
-            if not connection.poll(self._timeout):
-                self._stop(kill=True)
-                raise TimeoutError
-            return connection.recv()  # type: ignore[no-any-return]
+            answered = connection.poll(self._timeout)
+            if answered:
+                return connection.recv()  # type: ignore[no-any-return]
         except (EOFError, OSError) as exc:
             code = self._process.exitcode if self._process is not None else None
             self._stop(kill=True)
             raise _WorkerDied(f"exit code {code}") from exc
+        self._stop(kill=True)
+        raise _TimedOut
 
     def _start(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._connection is not None:
