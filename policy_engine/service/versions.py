@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from policy_engine.bundle import Bundle, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
-from policy_engine.service.compile_worker import PushCheck, shared_checker
+from policy_engine.service.compile_worker import PushCheck, release_freed_memory, shared_checker
 from policy_engine.errors import BundleError, InvalidRequestError, StaleActivationError
 from policy_engine.store import (
     ActivationRecord,
@@ -97,6 +97,7 @@ class VersionService:
         """Store the bundle as a version once it compiles, lints clean and passes its tests."""
         _require_set_name(bundle.name)
         _require("author", author)
+        release_freed_memory()  # what the last push left behind once its response was sent
         checked = self._check(bundle)
         record, created, activation = self._repository.add_version(
             bundle.name,
@@ -116,6 +117,7 @@ class VersionService:
             if activate
             else None,
         )
+        release_freed_memory()
         return PushResult(record, created, activation)
 
     def import_new(self, bundles: list[Bundle], author: str) -> list[VersionRecord]:
