@@ -188,7 +188,7 @@ class BundleChecker:
 def _serve(connection: Connection, idle_seconds: float) -> None:
     """The worker: check each bundle sent, answer ("ok", (rules, sha256)) or ("refused", problems)."""
     with contextlib.suppress(OSError):
-        os.nice(10)  # on a busy host the serving process gets the CPU first
+        os.nice(19)  # on a busy host the serving process gets the CPU first
     while connection.poll(idle_seconds):
         try:
             payload = connection.recv()
