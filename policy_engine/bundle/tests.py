@@ -35,6 +35,7 @@ __all__ = ["CaseResult", "TestReport", "run_bundle_tests"]
 _LINE = "__line__"
 _CASE_KEYS = {"tenant", "subject", "actor", "action", "resource", "context", "expect", "name", _LINE}
 _FILE_KEYS = {"name", "subjects", "actors", "resources", "tests", "description"}
+_FIXTURE_KEYS = {"subject": {"id", "attr"}, "actor": {"id", "attr"}, "resource": {"kind", "id", "attr"}}
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            if key_node.value in seen:  # YAML would silently keep the last one
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key_node.value!r} is given twice", key_node.start_mark
+                )
+            seen.add(key_node.value)
     mapping = loader.construct_mapping(node, deep=True)
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
@@ -191,6 +200,9 @@ def _fixture(ref: Any, named: Mapping[str, Any], what: str) -> Mapping[str, Any]
         spec = ref
     if not isinstance(spec, dict) or "id" not in spec:
         raise ValueError(f"{what} {ref!r} is neither a fixture name nor a mapping with an id")
+    unknown = set(spec) - _FIXTURE_KEYS[what] - {_LINE}
+    if unknown:  # e.g. `attrs:` for `attr:` would silently test without attributes
+        raise ValueError(f"{what} {ref!r}: unknown keys {sorted(unknown)} (allowed: {sorted(_FIXTURE_KEYS[what])})")
     return spec
 
 

@@ -278,3 +278,13 @@ class TestChecks:
         folder = write_bundle(tmp_path, model=MODEL.replace("r.act == p.act", "r.act == p.act && fooMatch(r.obj)"))
         checked = inspect_bundle(load_bundle(folder))
         assert checked.report is None and checked.problems
+
+    def test_unknown_fixture_key_is_an_error(self, tmp_path: Path) -> None:
+        """A fixture with `attrs:` for `attr:` is refused instead of testing without attributes."""
+        found = self.refusals(tmp_path, test=TEST.replace("alice: {id: alice}", "alice: {id: alice, attrs: {mfa: true}}"))
+        assert found == ["tests/demo_test.yaml:5: subject 'alice': unknown keys ['attrs'] (allowed: ['attr', 'id'])"]
+
+    def test_key_given_twice_in_a_case_is_an_error(self, tmp_path: Path) -> None:
+        """A case with two `expect:` is refused at its line instead of keeping the last."""
+        found = self.refusals(tmp_path, test=TEST.replace("expect: allow}", "expect: allow, expect: deny}"))
+        assert len(found) == 1 and found[0].startswith("tests/demo_test.yaml:5: invalid YAML") and "given twice" in found[0]
