@@ -209,15 +209,28 @@ def _serve(connection: Connection, idle_seconds: float) -> None:
         connection.send(answer)
 
 
-def _load_trim() -> Callable[[int], int] | None:
+def _libc() -> Any:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
         return None
 
 
-_MALLOC_TRIM = _load_trim()
+_LIBC = _libc()  # None where the C library is not glibc: nothing to tune then
+_M_MMAP_THRESHOLD = -3
+_BIG_ALLOCATION = 1 << 20
+
+
+def keep_big_allocations_apart() -> None:
+    """Serve allocations of 1 MiB and more (a pushed bundle's texts) from their own mappings.
+
+    glibc raises its mmap threshold after such a block is freed, so the next
+    ones land in the heap and stay there; a fixed threshold hands each one
+    back to the system when it is freed.
+    """
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _BIG_ALLOCATION)
 
 
 def release_freed_memory() -> None:
@@ -228,8 +241,8 @@ def release_freed_memory() -> None:
     the push; glibc keeps such pages in the arena of the thread that freed
     them, so without a trim the process keeps the size of its biggest pushes.
     """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 _SHARED: BundleChecker | None = None
@@ -241,5 +254,6 @@ def shared_checker() -> BundleChecker:
     global _SHARED  # noqa: PLW0603 - one worker per process, started on first use
     with _SHARED_LOCK:
         if _SHARED is None:
+            keep_big_allocations_apart()
             _SHARED = BundleChecker()
         return _SHARED
