@@ -14,7 +14,8 @@ Starts `policy-engine serve` (SQLite, the example policy set), then:
    push, its duration, and the ratio to idle;
 3. memory: the serving process's RSS (VmRSS, its own, not its children's,
    such as the decision-log writer or the bundle checker) before the first
-   push and after each of `--pushes` pushes of distinct bundles.
+   push and `--settle` seconds after each of `--pushes` pushes of distinct
+   bundles.
 
 Numbers, not assertions: tests never time anything.
 """
@@ -163,6 +164,7 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=4)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of the idle phase")
     parser.add_argument("--inflight", type=int, default=2)
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds after a push before reading RSS")
     parser.add_argument("--serve-bin", default=str(Path(sys.executable).parent / "policy-engine"))
     args = parser.parse_args()
 
@@ -190,9 +192,11 @@ def main() -> None:
                     f"during push: {busy['count']:6d} Checks  p50 {busy['p50']:6.2f} ms  p99 {busy['p99']:6.2f} ms"
                     f"  (p99 {busy['p99'] / quiet['p99']:.2f}x idle; push took {took:.1f} s)"
                 )
+                time.sleep(args.settle)
                 rss.append(rss_mib(server.pid))
                 for variant in range(1, args.pushes):
                     admin.push("bench", bundle(args.rules, variant), message=f"push {variant + 1}", author="bench")
+                    time.sleep(args.settle)
                     rss.append(rss_mib(server.pid))
             print("serving process RSS (MiB): " + " -> ".join(f"{value:.0f}" for value in rss))
         finally:

@@ -1,6 +1,6 @@
 """`policyctl`: test, push and manage policy versions, and ask for decisions.
 
-    policyctl validate DIR                  what the engine will not accept, with file and line
+    policyctl validate DIR                  what push would refuse (the same checks), with file and line
     policyctl test DIR                      run a policy set's tests locally (no server)
     policyctl push DIR [--set S] [-m MSG] [--activate] [--allow-dirty] [--author A]
     policyctl versions [--set S]            list versions (* marks the active one)
@@ -601,7 +601,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("validate", _validate, [common], "report what the engine will not accept").add_argument("dir")
+    command("validate", _validate, [common], "report what push would refuse, with file and line").add_argument("dir")
     command("test", _test, [common], "run a policy set's tests locally").add_argument("dir")
 
     push = command("push", _push, [remote], "push a policy folder as a new version")

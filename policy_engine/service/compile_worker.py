@@ -15,6 +15,9 @@ heap grown for good. Here it runs in one worker process per serving process:
   then the bundle is refused. Nothing is written in any of these cases.
 
 The result is only what the store needs: the rule count and the digest.
+The serving process itself only passes the bundle's text along; it trims
+its heap around each push and, once it checks pushes, serves allocations of
+1 MiB or more from their own mappings, so a push does not leave it bigger.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "PushCheck",
     "check_in_process",
     "release_freed_memory",
+    "release_freed_memory_soon",
     "shared_checker",
 ]
 
@@ -238,11 +242,18 @@ def release_freed_memory() -> None:
 
     A pushed bundle passes through the serving process as a few copies of its
     text (the request, the str, the pipe, the database row), each freed after
-    the push; glibc keeps such pages in the arena of the thread that freed
-    them, so without a trim the process keeps the size of its biggest pushes.
+    the push; glibc keeps free pages in the arena of the thread that freed
+    them until it is trimmed.
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def release_freed_memory_soon(delay: float = 1.0) -> None:
+    """`release_freed_memory` once the push's response is sent and its request freed."""
+    timer = threading.Timer(delay, release_freed_memory)
+    timer.daemon = True
+    timer.start()
 
 
 _SHARED: BundleChecker | None = None

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from policy_engine.bundle import Bundle, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
-from policy_engine.service.compile_worker import PushCheck, release_freed_memory, shared_checker
+from policy_engine.service.compile_worker import (
+    PushCheck,
+    release_freed_memory,
+    release_freed_memory_soon,
+    shared_checker,
+)
 from policy_engine.errors import BundleError, InvalidRequestError, StaleActivationError
 from policy_engine.store import (
     ActivationRecord,
@@ -38,6 +43,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_BIG_BUNDLE = 1 << 20  # rules text (bytes) beyond which a push lets go of the database connections
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,9 @@ class VersionService:
             if activate
             else None,
         )
-        release_freed_memory()
+        if len(bundle.policy_text) > _BIG_BUNDLE:
+            self._repository.close_idle_connections()
+        release_freed_memory_soon()
         return PushResult(record, created, activation)
 
     def import_new(self, bundles: list[Bundle], author: str) -> list[VersionRecord]:

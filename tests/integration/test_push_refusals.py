@@ -187,3 +187,18 @@ def test_unanchored_pattern_would_have_allowed_the_longer_tool(server: ServerHan
         allowed = client.check(policy_set=SET, tenant="acme", subject="sam", action="invoke", resource="tool:search", min_version=1)
         longer = client.check(policy_set=SET, tenant="acme", subject="sam", action="invoke", resource="tool:search_and_delete", min_version=1)
     assert allowed.allowed and not longer.allowed
+
+
+def test_big_push_is_stored_and_the_server_keeps_answering() -> None:
+    """A push past 1 MiB (checked in the worker, the database connections let go after it) is stored and served."""
+    rules = "".join(f"p, reader_of_everything_{i}, acme, ^tool:search$, invoke, True, allow\n" for i in range(30_000))
+    files = good()
+    files["policy.csv"] = RULES + rules
+    assert len(files["policy.csv"]) > 1 << 20
+    with running_server(ROOT / "policies" / "default") as server, AdminClient(server.target, timeout=300) as admin:
+        outcome = admin.push(SET, _files(files), message="big", author="ann", activate=True)
+        assert outcome.created and outcome.version.rule_count == 30_003
+        assert [v.number for v in admin.versions(SET) if v.active] == [outcome.version.number]
+        with SyncClient(server.target, timeout=120) as client:
+            result = client.check(policy_set=SET, tenant="acme", subject="sam", action="invoke", resource="tool:search", min_version=outcome.version.number)
+    assert result.allowed
