@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE
 from policy_engine.bundle.model_text import ModelLayout
 from policy_engine.engine import MatchedRule
 from policy_engine.engine.functions import BUILTIN_FUNCTIONS
@@ -42,8 +43,6 @@ from policy_engine.errors import Problem
 
 __all__ = ["PATTERN_ARGUMENT_FUNCTIONS", "EvalUse", "MatcherUses", "PatternUse", "check_matchers"]
 
-MODEL_FILE = "model.conf"
-POLICY_FILE = "policy.csv"
 PATTERN_ARGUMENT_FUNCTIONS = frozenset(
     {"regexMatch", "keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5", "ipMatch"}
 )

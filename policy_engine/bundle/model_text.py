@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from policy_engine.bundle.loader import MODEL_FILE
 from policy_engine.errors import Problem
 
 __all__ = ["ModelLayout", "read_layout"]
-
-MODEL_FILE = "model.conf"
 
 
 @dataclass(frozen=True)
