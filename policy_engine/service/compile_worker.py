@@ -5,8 +5,10 @@ seconds of CPU and hundreds of MiB of short-lived objects. Done in the
 serving process it stalls the event loop for every caller and leaves the
 heap grown for good. Here it runs in one worker process per serving process:
 
-- one bundle is checked at a time; up to `queue_limit` more wait, and a push
-  beyond that is refused at once with RESOURCE_EXHAUSTED (RateLimitedError);
+- one bundle is checked at a time; up to `queue_limit` more wait (each in a
+  thread of the server's default executor, so the limit stays small), and a
+  push beyond that is refused at once with RESOURCE_EXHAUSTED
+  (RateLimitedError);
 - the worker exits after a bundle bigger than `recycle_bytes` (its memory
   goes back to the system) and after `idle_seconds` without work; the next
   push starts a new one;
@@ -86,7 +88,7 @@ class BundleChecker:
     def __init__(
         self,
         *,
-        queue_limit: int = 2,
+        queue_limit: int = 4,
         timeout: float = 300.0,
         recycle_bytes: int = 1 << 20,
         idle_seconds: float = 60.0,
