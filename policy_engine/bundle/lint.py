@@ -2,23 +2,29 @@
 
 Refused, each with the file and line of the offending rule:
 - a bundle with no policy rules;
-- regexMatch patterns not anchored at both ends (^...$) or with nested quantifiers,
-  which backtrack catastrophically;
-- a literal "." in keyMatch2-5 patterns, where it is a regex wildcard;
-- eval() rule text that is not a plain condition on request attributes;
+- a rule whose `eft` field is not `allow` or `deny` (pycasbin would ignore it);
+- a pattern that reaches the pattern argument of regexMatch, keyMatch2-5 or
+  ipMatch, wherever the call sits in a matcher, and that `bundle.patterns`
+  refuses (unanchored, not linear-time, backtracking, a `.` wildcard, ...);
+- eval() rule text that is not a plain condition (`bundle.conditions`);
 - role cycles and role chains deeper than the engine's limit;
 - fields with control characters or commas, which do not survive a CSV round trip.
+
+Which rule fields reach a pattern or `eval()` comes from the parsed matchers
+(`bundle.matchers`), not from their text.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-import re._parser as sre_parse  # the stdlib's own regex parser, to inspect quantifier nesting
 from collections import defaultdict
 from collections.abc import Iterable
 
+from policy_engine.bundle.conditions import condition_problem
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
+from policy_engine.bundle.matchers import MatcherUses, check_matchers
+from policy_engine.bundle.model_text import read_layout
+from policy_engine.bundle.patterns import pattern_problem
 from policy_engine.bundle.roles import lint_roles
 from policy_engine.engine import Engine, MatchedRule
 from policy_engine.errors import Problem
@@ -28,20 +34,22 @@ __all__ = ["MAX_ROLE_DEPTH", "lint_bundle"]
 # pycasbin's default role manager follows at most 10 levels of inheritance.
 MAX_ROLE_DEPTH = 10
 
-_CALL = re.compile(r"\b(regexMatch|keyMatch[2-5]|eval)\s*\(([^()]*)\)")
-_POLICY_ARG = re.compile(r"^\s*(p\d*)[._]([A-Za-z_]\w*)\s*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
+_EFFECTS = ("allow", "deny")
 
 
-def lint_bundle(bundle: Bundle, engine: Engine) -> list[Problem]:
-    """Every lint problem of a bundle that compiled; empty when it is clean."""
-    problems: list[Problem] = []
+def lint_bundle(bundle: Bundle, engine: Engine, uses: MatcherUses | None = None) -> list[Problem]:
+    """Every lint problem of a bundle that compiled (matcher problems included); empty when clean."""
+    if uses is None:
+        uses = check_matchers(engine.model, engine.rules, read_layout(bundle.model_text))
+    problems: list[Problem] = list(uses.problems)
     policy_rules = [r for r in engine.rules if r.ptype.startswith("p")]
     if not policy_rules:
         problems.append(Problem(POLICY_FILE, "the bundle has no policy rules", None))
     problems.extend(_field_problems(engine.rules))
-    problems.extend(_pattern_problems(bundle.model_text, engine))
+    problems.extend(_effect_problems(engine, policy_rules))
+    problems.extend(_pattern_problems(uses, policy_rules))
+    problems.extend(_condition_problems(uses, policy_rules))
     problems.extend(_role_problems([r for r in engine.rules if r.ptype.startswith("g")]))
     problems.extend(lint_roles(bundle.roles_text, engine))  # roles.yaml (bundle/roles.py)
     return problems
@@ -60,99 +68,56 @@ def _field_problems(rules: Iterable[MatchedRule]) -> Iterable[Problem]:
                 )
 
 
-def _pattern_problems(model_text: str, engine: Engine) -> Iterable[Problem]:
-    for function, ptype, token in _policy_arguments(model_text):
-        tokens = engine.policy_tokens.get(ptype)
-        if tokens is None or token not in tokens:
-            yield Problem(MODEL_FILE, f"{function}() reads unknown policy field {ptype}.{token}")
+def _effect_problems(engine: Engine, rules: list[MatchedRule]) -> Iterable[Problem]:
+    for rule in rules:
+        tokens = engine.policy_tokens.get(rule.ptype, ())
+        if "eft" not in tokens:
             continue
-        index = tokens.index(token)
-        for rule in engine.rules:
-            if rule.ptype != ptype or index >= len(rule.values):
-                continue
-            value = rule.values[index]
-            message = _check_value(function, value)
+        at = tokens.index("eft")
+        if at < len(rule.values) and rule.values[at] not in _EFFECTS:
+            yield Problem(
+                POLICY_FILE,
+                f"eft {rule.values[at]!r} must be allow or deny (anything else never takes effect)",
+                rule.line,
+            )
+
+
+def _pattern_problems(uses: MatcherUses, rules: list[MatchedRule]) -> Iterable[Problem]:
+    verdicts: dict[tuple[str, str], str | None] = {}
+    for use in uses.patterns:
+        if use.literal:
+            value = use.value(())
+            assert value is not None
+            message = pattern_problem(use.function, value)
             if message:
-                yield Problem(POLICY_FILE, f"{function} pattern {value!r}: {message}", rule.line)
+                yield Problem(
+                    MODEL_FILE, f"matcher {use.matcher}: {use.function} pattern {value!r}: {message}", use.line
+                )
+            continue
+        for rule in rules:
+            if rule.ptype != use.ptype:
+                continue
+            value = use.value(rule.values)
+            if value is None:
+                continue
+            key = (use.function, value)
+            if key not in verdicts:
+                verdicts[key] = pattern_problem(use.function, value)
+            if verdicts[key]:
+                yield Problem(POLICY_FILE, f"{use.function} pattern {value!r}: {verdicts[key]}", rule.line)
 
 
-def _policy_arguments(model_text: str) -> Iterable[tuple[str, str, str]]:
-    """(function, ptype, token) for every policy field passed to a linted function."""
-    seen = set()
-    for line in model_text.splitlines():
-        for match in _CALL.finditer(line):
-            for argument in match.group(2).split(","):
-                found = _POLICY_ARG.match(argument)
-                if found and (match.group(1), *found.groups()) not in seen:
-                    seen.add((match.group(1), *found.groups()))
-                    yield match.group(1), found.group(1), found.group(2)
-
-
-def _check_value(function: str, value: str) -> str | None:
-    if function == "regexMatch":
-        return _regex_problem(value)
-    if function == "eval":
-        return _condition_problem(value)
-    if "." in value:
-        return "a literal '.' is a regex wildcard in keyMatch2-5; name the resource without it"
-    return None
-
-
-def _regex_problem(pattern: str) -> str | None:
-    if not pattern.startswith("^") or not pattern.endswith("$") or pattern.endswith("\\$"):
-        return "must be anchored at both ends (^...$)"
-    try:
-        parsed = sre_parse.parse(pattern)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    if _has_nested_quantifier(list(parsed), inside_repeat=False):
-        return "nested quantifiers backtrack catastrophically"
-    return None
-
-
-def _has_nested_quantifier(items: list, inside_repeat: bool) -> bool:  # type: ignore[type-arg]
-    for op, argument in items:
-        name = str(op)
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            low, high, sub = argument
-            unbounded_or_many = high is sre_parse.MAXREPEAT or high > 1
-            if inside_repeat and unbounded_or_many:
-                return True
-            if _has_nested_quantifier(list(sub), inside_repeat or unbounded_or_many):
-                return True
-        elif name == "SUBPATTERN":
-            if _has_nested_quantifier(list(argument[-1]), inside_repeat):
-                return True
-        elif name == "BRANCH":
-            if any(_has_nested_quantifier(list(b), inside_repeat) for b in argument[1]):
-                return True
-    return False
-
-
-def _condition_problem(text: str) -> str | None:
-    """A plain condition: comparisons of request attributes and literals joined by and/or/not."""
-    python = text.replace("&&", " and ").replace("||", " or ")
-    python = re.sub(r"!(?!=)", " not ", python)
-    try:
-        tree = ast.parse(python, mode="eval")
-    except SyntaxError:
-        return "eval() text is not a valid condition"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            return "eval() text may not call functions"
-        if isinstance(node, ast.Name) and node.id not in ("True", "False", "r") and not node.id.startswith("r_"):
-            return f"eval() text may read only request values (r.*), not {node.id!r}"
-        if isinstance(node, ast.Compare) and not all(isinstance(op, _COMPARISONS) for op in node.ops):
-            return "eval() text may only compare"
-        if not isinstance(
-            node,
-            (
-                ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare,
-                ast.Attribute, ast.Name, ast.Constant, ast.List, ast.Tuple, ast.Load, *_COMPARISONS,
-            ),
-        ):
-            return f"eval() text may not use {type(node).__name__}"
-    return None
+def _condition_problems(uses: MatcherUses, rules: list[MatchedRule]) -> Iterable[Problem]:
+    verdicts: dict[tuple[str, tuple[str, ...]], str | None] = {}
+    for use in uses.evals:
+        for rule in rules:
+            if rule.ptype != use.ptype or use.index >= len(rule.values):
+                continue
+            key = (rule.values[use.index], use.request_tokens)
+            if key not in verdicts:
+                verdicts[key] = condition_problem(*key)
+            if verdicts[key]:
+                yield Problem(POLICY_FILE, f"eval pattern {rule.values[use.index]!r}: {verdicts[key]}", rule.line)
 
 
 def _role_problems(grouping: list[MatchedRule]) -> Iterable[Problem]:

@@ -65,6 +65,8 @@ WELL_KNOWN_IP_FIELDS = frozenset({"ip", "client_ip", "source_ip", "remote_ip"})
 # Which request token each party is bound to (see policy_engine.actions).
 _TOKEN_PARTIES = {"sub": ("subject", "actor"), "obj": ("resource",), "ctx": ("context",)}
 _ATTRIBUTE = re.compile(r"^r[._](sub|obj|ctx)$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SPEC_KEYS = ("type", "required", "kinds")
 
 
 @dataclass(frozen=True)
@@ -125,37 +127,34 @@ class AttributeSchema:
 
 
 def parse_schema(text: str) -> AttributeSchema:
-    """Read schema.yaml; BundleError names the offending entry."""
+    """Read schema.yaml strictly; BundleError names every offending entry with its line."""
     try:
-        document = yaml.safe_load(text) or {}
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise BundleError([Problem(SCHEMA_FILE, f"invalid YAML: {exc}")]) from exc
-    if not isinstance(document, dict):
-        raise BundleError([Problem(SCHEMA_FILE, "must be a mapping of parties")])
+        mark = getattr(exc, "problem_mark", None)
+        raise BundleError([Problem(SCHEMA_FILE, f"invalid YAML: {exc}", mark.line + 1 if mark else None)]) from exc
+    if root is None:
+        return AttributeSchema({})
     problems: list[Problem] = []
     parties: dict[str, dict[str, AttributeType]] = {}
     id_compare = CASEFOLD
-    if "ids" in document:
-        try:
-            id_compare = _id_compare(document.pop("ids"), text)
-        except BundleError as exc:
-            problems.extend(exc.problems)
-    for party, attributes in document.items():
-        if party not in PARTIES or not isinstance(attributes, dict):
-            problems.append(Problem(SCHEMA_FILE, f"{party!r}: expected one of {', '.join(PARTIES)} mapping to attributes"))
+    try:
+        id_compare = id_comparison(text)
+    except BundleError as exc:
+        problems.extend(exc.problems)
+    for party, attributes, line in _entries(root, "the schema", problems):
+        if party == "ids":  # how ids compare, read by id_comparison above
+            continue
+        if party not in PARTIES or not isinstance(attributes, yaml.MappingNode):
+            problems.append(
+                Problem(SCHEMA_FILE, f"{party!r}: expected one of {', '.join(PARTIES)} mapping to attributes", line)
+            )
             continue
         parties[party] = {}
-        for name, spec in attributes.items():
-            if isinstance(spec, str):
-                spec = {"type": spec}
-            if not isinstance(spec, dict) or spec.get("type") not in _TYPES:
-                problems.append(Problem(SCHEMA_FILE, f"{party}.{name}: type must be one of {', '.join(_TYPES)}"))
-                continue
-            parties[party][str(name)] = AttributeType(
-                type=spec["type"],
-                required=bool(spec.get("required", False)),
-                kinds=frozenset(spec.get("kinds") or ()),
-            )
+        for name, spec, spec_line in _entries(attributes, party, problems):
+            attribute = _attribute(f"{party}.{name}", name, spec, spec_line, problems)
+            if attribute is not None:
+                parties[party][name] = attribute
     if problems:
         raise BundleError(problems)
     return AttributeSchema(parties, id_compare)
@@ -218,6 +217,60 @@ def canonical_ip(value: Any) -> str | None:
         if packed[:12] == bytes(12) and int.from_bytes(packed[12:], "big") > 1:  # ::a.b.c.d, not :: or ::1
             return str(ipaddress.IPv4Address(packed[12:]))
     return str(address)
+
+
+def _entries(node: yaml.Node, where: str, problems: list[Problem]) -> Iterable[tuple[str, yaml.Node, int]]:
+    """(key, value node, line) of a mapping node; a non-mapping or repeated key is a problem."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(SCHEMA_FILE, f"{where}: must be a mapping", node.start_mark.line + 1))
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key, str):
+            problems.append(Problem(SCHEMA_FILE, f"{where}: keys must be names", line))
+            continue
+        if key in seen:
+            problems.append(Problem(SCHEMA_FILE, f"{where}: {key!r} is defined twice (first at line {seen[key]})", line))
+            continue
+        seen[key] = line
+        yield key, value_node, line
+
+
+def _attribute(
+    path: str, name: str, spec: yaml.Node, line: int, problems: list[Problem]
+) -> AttributeType | None:
+    if not _IDENTIFIER.match(name):
+        problems.append(Problem(SCHEMA_FILE, f"{path}: an attribute name is a Python identifier", line))
+        return None
+    if isinstance(spec, yaml.ScalarNode):
+        fields: dict[str, Any] = {"type": _value(spec)}
+    else:
+        fields = {}
+        for key, value, key_line in _entries(spec, path, problems):
+            if key not in _SPEC_KEYS:
+                problems.append(
+                    Problem(SCHEMA_FILE, f"{path}: unknown key {key!r} (allowed: {', '.join(_SPEC_KEYS)})", key_line)
+                )
+                return None
+            fields[key] = _value(value)
+    type_name = fields.get("type")
+    required = fields.get("required", False)
+    kinds = fields.get("kinds") or []
+    if type_name not in _TYPES:
+        problems.append(Problem(SCHEMA_FILE, f"{path}: type {type_name!r} must be one of {', '.join(_TYPES)}", line))
+    elif not isinstance(required, bool):
+        problems.append(Problem(SCHEMA_FILE, f"{path}: required must be true or false", line))
+    elif not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        problems.append(Problem(SCHEMA_FILE, f"{path}: kinds must be a list of resource kinds", line))
+    else:
+        return AttributeType(type=type_name, required=required, kinds=frozenset(kinds))
+    return None
+
+
+def _value(node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(node))
 
 
 def infer_schema(texts: Iterable[str]) -> AttributeSchema:

@@ -9,13 +9,16 @@ A test file names its fixtures once, then lists expectations (the Cerbos shape):
     tests:
       - {tenant: acme, subject: alice, actor: helper, action: invoke, resource: search, expect: allow}
 
-A case may also give `context: {...}`. A subject, actor or resource that is
-not a fixture name is taken as a bare id ("bob", "tool:web_search"). Every
+A case may also give `context: {...}`. A subject, actor or resource is a
+fixture name of the file, or an inline mapping (`{id: bob}`, `{kind: tool, id:
+web_search}`); a name that is not a fixture (`samm` for `sam`) is an error, so
+a misspelling cannot make a deny test pass for the wrong reason. Every
 failure names its file and line.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,7 @@ __all__ = ["CaseResult", "TestReport", "run_bundle_tests"]
 _LINE = "__line__"
 _CASE_KEYS = {"tenant", "subject", "actor", "action", "resource", "context", "expect", "name", _LINE}
 _FILE_KEYS = {"name", "subjects", "actors", "resources", "tests", "description"}
+_FIXTURE_KEYS = {"subject": {"id", "attr"}, "actor": {"id", "attr"}, "resource": {"kind", "id", "attr"}}
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,14 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            if key_node.value in seen:  # YAML would silently keep the last one
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key_node.value!r} is given twice", key_node.start_mark
+                )
+            seen.add(key_node.value)
     mapping = loader.construct_mapping(node, deep=True)
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
@@ -124,7 +136,12 @@ def _parse_file(file: str, text: str) -> list[tuple[int, str, Action, bool]]:
     unknown = set(doc) - _FILE_KEYS - {_LINE}
     if unknown:
         raise BundleError([Problem(file, f"unknown keys {sorted(unknown)}", 1)])
-    fixtures = {kind: doc.get(kind) or {} for kind in ("subjects", "actors", "resources")}
+    fixtures = {}
+    for kind in ("subjects", "actors", "resources"):
+        named = doc.get(kind) or {}
+        if not isinstance(named, dict):
+            raise BundleError([Problem(file, f"{kind} is a mapping of fixture names", doc[_LINE])])
+        fixtures[kind] = {k: v for k, v in named.items() if k != _LINE}
     cases = []
     problems = []
     for case in doc["tests"]:
@@ -173,15 +190,24 @@ def _parse_case(case: Any, fixtures: Mapping[str, Any]) -> tuple[int, str, Actio
 
 
 def _fixture(ref: Any, named: Mapping[str, Any], what: str) -> Mapping[str, Any]:
-    """A fixture by name, an inline mapping, or a bare id ("bob", "tool:web_search")."""
-    if isinstance(ref, str) and ref not in named:
-        if what != "resource":
-            return {"id": ref}
-        kind, sep, resource_id = ref.partition(":")
-        return {"kind": kind, "id": resource_id} if sep else {"id": ref}
-    spec = named.get(ref) if isinstance(ref, str) else ref
+    """A fixture by name, or an inline mapping with an id; any other name is a mistake."""
+    if isinstance(ref, str):
+        if ref not in named:
+            close = difflib.get_close_matches(ref, [str(n) for n in named], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            defined = ", ".join(sorted(str(n) for n in named)) or "none"
+            raise ValueError(
+                f"{what} {ref!r} is not a fixture of this file ({what}s defined: {defined}){hint} "
+                f"(for one without a fixture write {{id: {ref}}})"
+            )
+        spec = named[ref]
+    else:
+        spec = ref
     if not isinstance(spec, dict) or "id" not in spec:
         raise ValueError(f"{what} {ref!r} is neither a fixture name nor a mapping with an id")
+    unknown = set(spec) - _FIXTURE_KEYS[what] - {_LINE}
+    if unknown:  # e.g. `attrs:` for `attr:` would silently test without attributes
+        raise ValueError(f"{what} {ref!r}: unknown keys {sorted(unknown)} (allowed: {sorted(_FIXTURE_KEYS[what])})")
     return spec
 
 

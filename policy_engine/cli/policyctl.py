@@ -1,6 +1,6 @@
 """`policyctl`: test, push and manage policy versions, and ask for decisions.
 
-    policyctl validate DIR                  what the engine will not accept, with file and line
+    policyctl validate DIR                  what push would refuse (the same checks), with file and line
     policyctl test DIR                      run a policy set's tests locally (no server)
     policyctl push DIR [--set S] [-m MSG] [--activate] [--allow-dirty] [--author A]
     policyctl versions [--set S]            list versions (* marks the active one)
@@ -45,9 +45,8 @@ from typing import Any, TextIO
 import grpc
 
 from policy_engine.auth.callers import default_admin_token_file, read_admin_token
-from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests
+from policy_engine.bundle import check_bundle, inspect_bundle, load_bundle
 from policy_engine.bundle.digest import bundle_digest
-from policy_engine.bundle.lint import lint_bundle
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
 from policy_engine.bundle.provenance import git_provenance
 from policy_engine.bundle.schema import SCHEMA_FILE
@@ -56,7 +55,6 @@ from policy_engine.client import SyncClient, TLSConfig
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.config import is_loopback, split_host_port
 from policy_engine.errors import BundleError, Problem
-from policy_engine.service.versions import check_bundle
 
 __all__ = ["EXIT_DENIED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "main", "run"]
 
@@ -118,20 +116,23 @@ class _Output:
 
 def _validate(args: argparse.Namespace, out: _Output) -> int:
     bundle = load_bundle(args.dir)
-    engine = compile_bundle(bundle)
-    problems = lint_bundle(bundle, engine)
-    if problems:
-        raise BundleError(problems)
+    checked = inspect_bundle(bundle)  # the checks push runs, tests included
+    if checked.refusals or checked.engine is None or checked.report is None:
+        raise BundleError(checked.refusals)
+    rules, cases = checked.engine.rule_count, len(checked.report.results)
     out.emit(
-        {"policy_set": bundle.name, "valid": True, "rules": engine.rule_count},
-        lambda s: print(f"{bundle.name}: valid, {engine.rule_count} rules", file=s),
+        {"policy_set": bundle.name, "valid": True, "rules": rules, "cases": cases},
+        lambda s: print(f"{bundle.name}: valid, {rules} rules, {cases} test cases pass", file=s),
     )
     return EXIT_OK
 
 
 def _test(args: argparse.Namespace, out: _Output) -> int:
     bundle = load_bundle(args.dir)
-    report = run_bundle_tests(bundle, compile_bundle(bundle))
+    checked = inspect_bundle(bundle)  # the checks push runs; failing cases are listed below
+    if checked.problems or checked.report is None:
+        raise BundleError(checked.problems)
+    report = checked.report
     failures = report.problems()
 
     def text(stream: TextIO) -> None:
@@ -635,7 +636,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("validate", _validate, [common], "report what the engine will not accept").add_argument("dir")
+    command("validate", _validate, [common], "report what push would refuse, with file and line").add_argument("dir")
     command("test", _test, [common], "run a policy set's tests locally").add_argument("dir")
 
     push = command("push", _push, [remote], "push a policy folder as a new version")

@@ -1,6 +1,8 @@
-"""The lifecycle of policy versions: push (compile, lint, test, store), activate, roll back, diff.
+"""The lifecycle of policy versions: push (check, then store), activate, roll back, diff.
 
-Pushing never changes what is live; activating does. A refused bundle
+Pushing never changes what is live; activating does. A push is checked
+(`bundle.check_bundle`: compile, lint, schema, tests) and hashed in a worker
+process (`compile_worker`), never in the serving one; a refused bundle
 writes nothing.
 """
 
@@ -13,17 +15,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from policy_engine.bundle import (
-    Bundle,
-    bundle_digest,
-    bundle_schema,
-    compile_bundle,
-    run_bundle_tests,
-)
-from policy_engine.bundle.lint import lint_bundle
+from policy_engine.bundle import Bundle, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
 from policy_engine.engine import Engine, MatchedRule
-from policy_engine.errors import BundleError, InvalidRequestError, Problem, StaleActivationError
+from policy_engine.service.compile_worker import (
+    PushCheck,
+    release_freed_memory,
+    release_freed_memory_soon,
+    shared_checker,
+)
+from policy_engine.errors import BundleError, InvalidRequestError, StaleActivationError
 from policy_engine.store import (
     ActivationRecord,
     ActivationRequest,
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_BIG_BUNDLE = 1 << 20  # rules text (bytes) beyond which a push lets go of the database connections
 
 
 @dataclass(frozen=True)
@@ -73,29 +76,19 @@ class VersionDiff:
     tests_changed: tuple[str, ...]
 
 
-def check_bundle(bundle: Bundle) -> Engine:
-    """Compile, lint and test a bundle; BundleError lists every problem with file and line."""
-    engine = compile_bundle(bundle)
-    problems: list[Problem] = lint_bundle(bundle, engine)
-    try:
-        bundle_schema(bundle, engine)
-    except BundleError as exc:
-        problems.extend(exc.problems)
-    try:
-        problems.extend(run_bundle_tests(bundle, engine).problems())
-    except BundleError as exc:
-        problems.extend(exc.problems)
-    if problems:
-        raise BundleError(problems)
-    return engine
-
-
 class VersionService:
     """Use cases of the admin API over a PolicyRepository (blocking; call from a worker thread)."""
 
-    def __init__(self, repository: PolicyRepository, watch_interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        repository: PolicyRepository,
+        watch_interval: float = 0.25,
+        checker: PushCheck | None = None,
+    ) -> None:
         self._repository = repository
         self._watch_interval = watch_interval
+        # Off the serving process by default: compile, lint, tests and digest of a push.
+        self._check = checker or shared_checker()
 
     def push(
         self,
@@ -111,15 +104,16 @@ class VersionService:
         """Store the bundle as a version once it compiles, lints clean and passes its tests."""
         _require_set_name(bundle.name)
         _require("author", author)
-        engine = check_bundle(bundle)
+        release_freed_memory()  # what the last push left behind once its response was sent
+        checked = self._check(bundle)
         record, created, activation = self._repository.add_version(
             bundle.name,
             NewVersion(
                 model_text=bundle.model_text,
                 policy_text=bundle.policy_text,
                 tests=bundle.tests,
-                sha256=bundle_digest(bundle),
-                rule_count=engine.rule_count,
+                sha256=checked.sha256,
+                rule_count=checked.rule_count,
                 message=message,
                 author=author,
                 git_commit=provenance.git_commit,
@@ -130,6 +124,9 @@ class VersionService:
             if activate
             else None,
         )
+        if len(bundle.policy_text) > _BIG_BUNDLE:
+            self._repository.close_idle_connections()
+        release_freed_memory_soon()
         return PushResult(record, created, activation)
 
     def import_new(self, bundles: list[Bundle], author: str) -> list[VersionRecord]:

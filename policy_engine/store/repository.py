@@ -421,6 +421,15 @@ class PolicyRepository:
             .limit(1)
         )
 
+    def close_idle_connections(self) -> None:
+        """Close the pooled connections not in use (the next calls open fresh ones).
+
+        SQLite keeps the values last bound to each cached statement of a
+        connection: without this, each pooled connection holds on to the text
+        of the last big bundle it stored.
+        """
+        self._engine.dispose()
+
     def _read(self) -> Guarded:
         return Guarded(self._engine.connect())
 
