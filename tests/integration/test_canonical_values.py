@@ -51,11 +51,11 @@ p, user, *, tool:copy, invoke, deny
 """
 TOOLS_TESTS = """\
 tests:
-  - {tenant: acme, subject: alice, action: invoke, resource: "tool:getWeather", expect: allow}
-  - {tenant: acme, subject: alice, action: invoke, resource: "tool:GETWEATHER", expect: allow}
-  - {tenant: acme, subject: carol, action: invoke, resource: "tool:Web_Search", expect: deny}
-  - {tenant: acme, subject: Carol, action: invoke, resource: "tool:DeleteRepo", expect: deny}
-  - {tenant: acme, subject: carol, action: invoke, resource: "tool:anything_else", expect: allow}
+  - {tenant: acme, subject: {id: alice}, action: invoke, resource: {kind: tool, id: getWeather}, expect: allow}
+  - {tenant: acme, subject: {id: alice}, action: invoke, resource: {kind: tool, id: GETWEATHER}, expect: allow}
+  - {tenant: acme, subject: {id: carol}, action: invoke, resource: {kind: tool, id: Web_Search}, expect: deny}
+  - {tenant: acme, subject: {id: Carol}, action: invoke, resource: {kind: tool, id: DeleteRepo}, expect: deny}
+  - {tenant: acme, subject: {id: carol}, action: invoke, resource: {kind: tool, id: anything_else}, expect: allow}
 """
 
 NET_MODEL = """\
