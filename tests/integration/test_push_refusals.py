@@ -123,7 +123,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
     with running_server(ROOT / "policies" / "default") as handle:
-        with AdminClient(handle.target) as admin:
+        with AdminClient(handle.target, token=handle.admin_token) as admin:
             admin.push(SET, _files(good()), message="v1", author="ann", activate=True)
         yield handle
 
@@ -155,7 +155,7 @@ def test_refused_everywhere_and_nothing_written(server: ServerHandle, tmp_path: 
 
     validate_code, validate_problems = _local("validate", folder)
     test_code, test_problems = _local("test", folder)
-    with AdminClient(server.target) as admin:
+    with AdminClient(server.target, token=server.admin_token) as admin:
         before = admin.versions(SET)
         with pytest.raises(grpc.RpcError) as caught:
             admin.push(SET, _files(files), message="broken", author="ann", activate=True)
@@ -176,7 +176,7 @@ def test_good_bundle_passes_everywhere(server: ServerHandle, tmp_path: Path) -> 
     folder = _write(tmp_path / SET, good())
     assert _local("validate", folder) == (policyctl.EXIT_OK, [])
     assert _local("test", folder) == (policyctl.EXIT_OK, [])
-    with AdminClient(server.target) as admin:
+    with AdminClient(server.target, token=server.admin_token) as admin:
         outcome = admin.push(SET, _files(good()), message="same", author="ann", activate=True)
     assert outcome.created is False and outcome.version.number == 1
 
@@ -195,7 +195,7 @@ def test_big_push_is_stored_and_the_server_keeps_answering() -> None:
     files = good()
     files["policy.csv"] = RULES + rules
     assert len(files["policy.csv"]) > 1 << 20
-    with running_server(ROOT / "policies" / "default") as server, AdminClient(server.target, timeout=300) as admin:
+    with running_server(ROOT / "policies" / "default") as server, AdminClient(server.target, token=server.admin_token, timeout=300) as admin:
         outcome = admin.push(SET, _files(files), message="big", author="ann", activate=True)
         assert outcome.created and outcome.version.rule_count == 30_003
         assert [v.number for v in admin.versions(SET) if v.active] == [outcome.version.number]

@@ -136,9 +136,9 @@ def test_bundle_tests_decide_as_the_server_does() -> None:
     rules = "g, ann, staff, acme\np, staff, *, tool:*, invoke, True, allow\np, staff, *, tool:getweather, invoke, True, deny\n"
     tests = {
         "tests/t_test.yaml": "tests:\n"
-        "  - {tenant: acme, subject: ann, action: invoke, resource: 'tool:GetWeather', expect: deny}\n"
-            "  - {tenant: ACME, subject: Ann, action: invoke, resource: 'tool:getweather', expect: deny}\n"
-        "  - {tenant: acme, subject: ann, action: invoke, resource: 'tool:other', expect: allow}\n"
+        "  - {tenant: acme, subject: {id: ann}, action: invoke, resource: {kind: tool, id: GetWeather}, expect: deny}\n"
+            "  - {tenant: ACME, subject: {id: Ann}, action: invoke, resource: {kind: tool, id: getweather}, expect: deny}\n"
+        "  - {tenant: acme, subject: {id: ann}, action: invoke, resource: {kind: tool, id: other}, expect: allow}\n"
     }
     bundle = Bundle("s", MODEL, rules, tests)
     assert run_bundle_tests(bundle, compile_bundle(bundle)).passed
