@@ -11,6 +11,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
         algorithms: [RS256, ES256]                 # default: asymmetric only
         hmac_secret_file: null                     # HS* only when set
         leeway_seconds: 30
+        max_lifetime_seconds: 86400                # longest exp - iat (or exp - now) accepted
         roles_claim: roles
         role_scopes: {platform-admin: [policy:read, policy:write, policy:activate]}
         principals: {"spiffe://acme/backend": [authz:check]}   # token subs or mTLS identities
@@ -26,6 +27,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
       key_file: server.key
       client_ca_file: ca.pem         # mTLS: client certificates signed by this CA
       require_client_cert: true
+      client_identity: uri_san       # the caller is the cert's one URI SAN; or dns_san, common_name
     rate_limits:
       caller: {rate: 2000, burst: 4000}     # per caller identity, requests/second
       decisions: {rate: 100000, burst: 200000}  # per caller, decisions/second (a batch item is one)
@@ -103,6 +105,8 @@ class TokenSettings:
     hmac_secret_file: Path | None = None
     algorithms: tuple[str, ...] = ASYMMETRIC
     leeway_seconds: int = 30
+    # The longest validity a token may claim (exp - iat; without iat, exp - now).
+    max_lifetime_seconds: int = 24 * 3600
     refresh_interval_seconds: float = 60.0
     fetch_timeout_seconds: float = 2.0
 
@@ -129,6 +133,8 @@ class TlsSettings:
     key_file: Path
     client_ca_file: Path | None = None
     require_client_cert: bool = False
+    # Where an mTLS caller's identity is read: "uri_san" (SPIFFE), "dns_san" or "common_name".
+    client_identity: str = "uri_san"
 
 
 @dataclass(frozen=True)
@@ -373,11 +379,14 @@ def _tokens(section: _Section, base: Path) -> TokenSettings | None:
         hmac_secret_file=section.path("hmac_secret_file", base),
         algorithms=algorithms,
         leeway_seconds=section.get("leeway_seconds", int, 30),
+        max_lifetime_seconds=section.get("max_lifetime_seconds", int, TokenSettings.max_lifetime_seconds),
         refresh_interval_seconds=section.get("refresh_interval_seconds", float, 60.0),
         fetch_timeout_seconds=section.get("fetch_timeout_seconds", float, 2.0),
     )
     if settings.jwks_file is None and settings.jwks_url is None and settings.hmac_secret_file is None:
         raise ConfigError(f"{section.where}: needs jwks_file, jwks_url or hmac_secret_file")
+    if settings.max_lifetime_seconds <= 0:
+        raise ConfigError(f"{section.where}.max_lifetime_seconds: must be more than 0")
     if "none" in (a.lower() for a in algorithms):
         raise ConfigError(f"{section.where}.algorithms: 'none' is never allowed")
     return settings
@@ -407,6 +416,7 @@ def _tls(section: _Section, base: Path) -> TlsSettings:
         key_file=section.path("key_file", base) or _missing(section, "key_file"),
         client_ca_file=section.path("client_ca_file", base),
         require_client_cert=section.get("require_client_cert", bool, False),
+        client_identity=_choice(section, "client_identity", ("uri_san", "dns_san", "common_name"), "uri_san"),
     )
 
 

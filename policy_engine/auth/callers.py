@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from policy_engine.auth.authorizer import scopes_for
+from policy_engine.auth.peers import peer_identity
 from policy_engine.auth.principal import ANONYMOUS, Principal
 from policy_engine.auth.tokens import TokenVerifier
 from policy_engine.errors import UnauthenticatedError
 
 __all__ = ["ALL_SCOPES", "CallerAuthenticator"]
 
-ALL_SCOPES = frozenset({"authz:check", "policy:read", "policy:write", "policy:activate"})
+ALL_SCOPES = frozenset({"authz:check", "authz:explain", "policy:read", "policy:write", "policy:activate"})
 
 
 class CallerAuthenticator:
@@ -30,9 +31,11 @@ class CallerAuthenticator:
         roles_claim: str = "roles",
         role_scopes: Mapping[str, frozenset[str]] | None = None,
         principals: Mapping[str, frozenset[str]] | None = None,
+        peer_identity_source: str = "uri_san",
     ) -> None:
         self._verifier = verifier
         self._mtls = mtls
+        self._peer_identity_source = peer_identity_source
         self._roles_claim = roles_claim
         self._role_scopes = dict(role_scopes or {})
         self._principals = dict(principals or {})
@@ -41,8 +44,11 @@ class CallerAuthenticator:
     def enabled(self) -> bool:
         return self._verifier is not None or self._mtls
 
-    def authenticate(self, authorization: str | None, peer_identity: str | None) -> Principal:
-        """`authorization` is the metadata value ("Bearer <jwt>"); `peer_identity` from mTLS."""
+    def authenticate(
+        self, authorization: str | None, peer: Mapping[str, Sequence[bytes]] | None
+    ) -> Principal:
+        """`authorization` is the metadata value ("Bearer <jwt>"); `peer` the call's TLS auth
+        context (its client certificate is read only when no token is sent)."""
         if not self.enabled:
             return Principal(ANONYMOUS.id, ALL_SCOPES, method="none")
         if authorization is not None and self._verifier is not None:
@@ -63,10 +69,11 @@ class CallerAuthenticator:
                 method="jwt",
                 claims=claims,
             )
-        if peer_identity is not None and self._mtls:
+        identity = peer_identity(peer, self._peer_identity_source) if peer and self._mtls else None
+        if identity is not None:
             return Principal(
-                id=peer_identity,
-                scopes=scopes_for(peer_identity, frozenset(), frozenset(), {}, self._principals),
+                id=identity,
+                scopes=scopes_for(identity, frozenset(), frozenset(), {}, self._principals),
                 method="mtls",
             )
         raise UnauthenticatedError("credentials required: a bearer token in 'authorization' metadata")

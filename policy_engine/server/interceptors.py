@@ -12,7 +12,7 @@ import grpc
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
-from policy_engine.auth.peers import peer_identity
+from policy_engine.auth.credentials import authorization_value
 from policy_engine.auth.principal import Principal
 from policy_engine.errors import (
     BundleError,
@@ -233,12 +233,8 @@ class Guard:
     def admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
         principal = self._anonymous
         if principal is None:
-            authorization = None
-            for key, value in context.invocation_metadata() or ():
-                if key == "authorization":
-                    authorization = value if isinstance(value, str) else None
-            identity = peer_identity(context.auth_context())
-            principal = self._authenticator.authenticate(authorization, identity)
+            authorization = authorization_value(context.invocation_metadata())
+            principal = self._authenticator.authenticate(authorization, context.auth_context())
         if not self._authorized(principal, method):
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
         rpc = method.rsplit("/", 1)[-1]

@@ -30,6 +30,7 @@ def build_guard(security: SecuritySettings) -> Guard:
         roles_claim=callers.roles_claim if callers else "roles",
         role_scopes=callers.role_scopes if callers else None,
         principals=callers.principals if callers else None,
+        peer_identity_source=security.tls.client_identity if security.tls is not None else "uri_san",
     )
     limits: RateLimitSettings = security.rate_limits
     return Guard(
@@ -78,6 +79,7 @@ def _verifier(tokens: TokenSettings) -> TokenVerifier:
         audience=tokens.audience,
         algorithms=tokens.algorithms,
         leeway=tokens.leeway_seconds,
+        max_lifetime=tokens.max_lifetime_seconds,
     )
 
 

@@ -127,6 +127,8 @@ class Principal(NamedTuple):
     actor: Party | None = None
     subject_token: str = ""
     caller: str = ""
+    # The earlier actors of a verified delegation chain (auth/subjects.py), the most recent first.
+    delegates: tuple[Party, ...] = ()
 
 
 class BatchItem(NamedTuple):
@@ -249,6 +251,7 @@ class DecisionService:
         plain = _plain_key(request)
         policy = self._loaded(request.policy_set, request.min_version)
         decided = None
+        delegates: tuple[Party, ...] = ()
         if policy is not None and plain is not None:
             # Decided before under this version: it passed every static check then.
             decided = self._plain_checks(policy).get(plain)
@@ -256,16 +259,17 @@ class DecisionService:
             verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
             if verified.subject is not action.subject or verified.actor is not action.actor:
                 action = action._replace(subject=verified.subject, actor=verified.actor)
+            delegates = verified.delegates
             validate_action(action)
             if policy is None:
                 policy = await self._policy(request.policy_set, request.min_version, timeout)
         bind_request(request_id=request.request_id, policy_set=policy.policy_set, policy_version=policy.version)
         if decided is None:
-            _refuse_role_names(policy, action.subject, action.actor)
+            _refuse_role_names(policy, action.subject, action.actor, delegates)
             validate_types(action, policy.schema)
-            decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
-                action.action, action.resource, action.context
-            )
+            decided = ActionBinder(
+                policy.engine, action.tenant, action.subject, action.actor, delegates=delegates
+            ).decide(action.action, action.resource, action.context)
             if plain is not None and action is request.action:
                 remembered = self._plain_checks(policy)
                 if len(remembered) >= _PLAIN_LIMIT:
@@ -426,7 +430,7 @@ class DecisionService:
         )
         if verified.subject is principal.subject and verified.actor is principal.actor:
             return principal
-        return principal._replace(subject=verified.subject, actor=verified.actor)
+        return principal._replace(subject=verified.subject, actor=verified.actor, delegates=verified.delegates)
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
@@ -435,7 +439,7 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, principal.subject, principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor, principal.delegates)
         batch = _Batch(self, policy, principal, request.request_id, request.explain)
         results = tuple(batch.decide_all(request.items, "items"))
         batch.finish()
@@ -451,7 +455,7 @@ class DecisionService:
         principal = self._verified(request.principal)
         _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, principal.subject, principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor, principal.delegates)
         allowed: list[int] = []
         denied: list[tuple[int, ItemOutcome]] = []
         # The action and the context are the request's, validated with the shared part.
@@ -477,12 +481,13 @@ class DecisionService:
         except InvalidRequestError as exc:  # only the kind is left to fail: name it as the API does
             raise InvalidRequestError("kind", exc.message) from None
         policy = await self._policy(request.policy_set, request.min_version, timeout)
-        _refuse_role_names(policy, request.principal.subject, request.principal.actor)
+        _refuse_role_names(policy, request.principal.subject, request.principal.actor, request.principal.delegates)
         listing = list_allowed(
             policy.engine,
             tenant=request.principal.tenant,
             subject=request.principal.subject,
             actor=request.principal.actor,
+            delegates=request.principal.delegates,
             action=request.action,
             kind=request.kind,
             context=request.context,
@@ -530,7 +535,9 @@ class _Batch:
         self._action = action
         self._context = context
         self._types_can_fail_by_kind: dict[str, bool] = {}
-        self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
+        self._binder = ActionBinder(
+            policy.engine, principal.tenant, principal.subject, principal.actor, delegates=principal.delegates
+        )
         actor = principal.actor
         self._quarantined = service._quarantined(  # noqa: SLF001
             principal.tenant, principal.subject.id, actor.id if actor is not None else None
@@ -747,10 +754,15 @@ def _names_key(tenant: str, subject: str, action: str, kind: str, resource_id: s
     return (tenant, subject, action, kind, resource_id)
 
 
-def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:
+def _refuse_role_names(
+    policy: LoadedPolicy, subject: Party, actor: Party | None, delegates: tuple[Party, ...] = ()
+) -> None:
     for name, party in (("subject.id", subject), ("actor.id", actor)):
         if party is not None and party.id in policy.engine.role_names:
             raise InvalidRequestError(name, "names a role of the policy set, not a principal")
+    for party in delegates:
+        if party.id in policy.engine.role_names:
+            raise InvalidRequestError("subject_token", f"act chain: {party.id!r} names a role of the policy set")
 
 
 def _invalid(error: InvalidRequestError, where: str) -> ItemOutcome:
