@@ -23,7 +23,12 @@ from typing import Any
 from policy_engine.actions import Party
 from policy_engine.auth.identifiers import identity_problem
 from policy_engine.auth.tokens import TokenVerifier
-from policy_engine.errors import InvalidRequestError, PermissionDeniedError, UnsupportedError
+from policy_engine.errors import (
+    InvalidRequestError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+    UnsupportedError,
+)
 
 __all__ = ["MAX_DELEGATION_DEPTH", "ClaimMapping", "SubjectTokenResolver", "VerifiedParties"]
 
@@ -62,6 +67,17 @@ class SubjectTokenResolver:
     attributes: Mapping[str, ClaimMapping] = field(default_factory=dict)
     tenant_claim: str | None = "tenant"
     verified_tenants: frozenset[str] = frozenset()
+
+    def subject_of(self, subject_id: str, token: str) -> str:
+        """The id a request's rate limit counts: its subject token's verified `sub` when it
+        carries one that verifies, else `subject_id` (a token that fails is refused later,
+        by resolve)."""
+        if not token or self.verifier is None:
+            return subject_id
+        try:
+            return self.verifier.verify(token).subject
+        except UnauthenticatedError:
+            return subject_id
 
     def resolve(
         self, tenant: str, subject: Party, actor: Party | None, token: str

@@ -14,6 +14,7 @@ from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.credentials import authorization_value
 from policy_engine.auth.principal import Principal
+from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.errors import (
     BundleError,
     InvalidRequestError,
@@ -205,8 +206,11 @@ class Guard:
         subject_limit: RateLimiter,
         rpc_limits: dict[str, RateLimiter],
         connections: ConnectionLimiter,
+        *,
+        subjects: SubjectTokenResolver | None = None,
     ) -> None:
         self._authenticator = authenticator
+        self._subjects = subjects
         self._authorizer = authorizer
         self._caller_limit = caller_limit
         self._decision_limit = decision_limit
@@ -252,6 +256,9 @@ class Guard:
             if wait:
                 raise RateLimitedError(f"decision rate limit exceeded for caller {principal.id!r}", wait)
         subject = getattr(getattr(request, "subject", None), "id", "")
+        token = getattr(request, "subject_token", "")
+        if token and self._subjects is not None:
+            subject = self._subjects.subject_of(subject, token)  # the verified user is limited
         if subject:
             wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}", now)
             if wait:

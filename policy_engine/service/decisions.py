@@ -402,15 +402,16 @@ class DecisionService:
         )
 
     def _quarantined(self, tenant: str, subject: str, actor: str | None) -> ActionDecision | None:
-        """The denial every action of a quarantined subject or actor (by id) gets; None when
-        neither is."""
+        """The denial every action of a quarantined subject, actor or (subject, actor) pair gets;
+        None when none is."""
         threats = self._threats
         if threats is None:
             return None
-        for role, party in (("subject", subject), ("actor", actor)):
-            if party is not None and threats.is_quarantined(tenant, party):
-                return ActionDecision(False, f"{role} {party!r} is quarantined", (), role, "quarantined")
-        return None
+        held = threats.quarantine_of(tenant, subject, actor)
+        if held is None:
+            return None
+        role, name = held
+        return ActionDecision(False, f"{role} {name!r} is quarantined", (), role, "quarantined")
 
     def _observed(
         self, decision: ActionDecision, tenant: str, subject: str, actor: str | None
@@ -419,9 +420,7 @@ class DecisionService:
         threats = self._threats
         if threats is None or decision.allowed:
             return decision
-        threats.observe(tenant, subject, "subject", False)
-        if actor is not None:
-            threats.observe(tenant, actor, "actor", False)
+        threats.observe_denial(tenant, subject, actor)
         return decision
 
     def _verified(self, principal: Principal) -> Principal:
