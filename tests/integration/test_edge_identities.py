@@ -14,7 +14,7 @@ from cryptography import x509
 from policy_engine.config import CallerAuthSettings, SecuritySettings, TlsSettings
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc, types_pb2
-from tests.integration.test_edge_security import CALLER, ROOT, bearer, check_request, code_of, security, user_token
+from tests.integration.test_edge_security import ROOT, caller, bearer, check_request, code_of, security, user_token
 from tests.support.credentials import make_pki
 from tests.unit.test_tokens import FACTORY
 
@@ -93,7 +93,7 @@ class TestAuthorizationMetadata:
     def test_two_authorization_entries_are_refused(self, server: ServerHandle, admin_last: bool) -> None:
         """Two `authorization` entries (a check token and an admin token) are UNAUTHENTICATED, in either order."""
         admin_token = FACTORY.token(sub="root", scope="policy:read policy:write policy:activate authz:check")
-        entries = [CALLER[0], bearer(admin_token)[0]]
+        entries = [caller()[0], bearer(admin_token)[0]]
         if not admin_last:
             entries.reverse()
         with grpc.insecure_channel(server.target) as channel:
@@ -104,8 +104,8 @@ class TestAuthorizationMetadata:
             assert "authorization" in caught.value.details()
             stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
             assert code_of(stub.Check, check_request(), metadata=tuple(entries)) == grpc.StatusCode.UNAUTHENTICATED
-            assert code_of(stub.Check, check_request(), metadata=(CALLER[0], CALLER[0])) == grpc.StatusCode.UNAUTHENTICATED
-            assert stub.Check(check_request(), metadata=CALLER).allowed
+            assert code_of(stub.Check, check_request(), metadata=(caller()[0], caller()[0])) == grpc.StatusCode.UNAUTHENTICATED
+            assert stub.Check(check_request(), metadata=caller()).allowed
 
 
 def chain_token(*actors: str, subject: str = "bob") -> str:
@@ -124,11 +124,11 @@ class TestDelegationChain:
     def test_every_actor_of_the_chain_must_be_allowed(self, stub: authorization_pb2_grpc.AuthorizationServiceStub) -> None:
         """bob -> agent:helper -> agent:ops on sql_query: ops may, helper (a delegate) may not: denied."""
         direct = check_request(subject=types_pb2.Entity(), subject_token=chain_token("agent:ops"), resource=tool("sql_query"))
-        assert stub.Check(direct, metadata=CALLER).allowed
+        assert stub.Check(direct, metadata=caller()).allowed
         chained = check_request(
             subject=types_pb2.Entity(), subject_token=chain_token("agent:ops", "agent:helper"), resource=tool("sql_query")
         )
-        response = stub.Check(chained, metadata=CALLER)
+        response = stub.Check(chained, metadata=caller())
         assert not response.allowed
         assert response.denied_party == "actor"
         assert response.failure == types_pb2.FAILURE_ACTOR
@@ -137,12 +137,12 @@ class TestDelegationChain:
         """A denied actor anywhere in a four-hop chain denies; the same chain without it allows."""
         allowed = ("agent:ops", "agent:ops", "agent:ops", "agent:ops")
         request = check_request(subject=types_pb2.Entity(), subject_token=chain_token(*allowed), resource=tool("sql_query"))
-        assert stub.Check(request, metadata=CALLER).allowed
+        assert stub.Check(request, metadata=caller()).allowed
         for position in range(4):
             actors = list(allowed)
             actors[position] = "agent:helper"
             request = check_request(subject=types_pb2.Entity(), subject_token=chain_token(*actors), resource=tool("sql_query"))
-            assert not stub.Check(request, metadata=CALLER).allowed, actors
+            assert not stub.Check(request, metadata=caller()).allowed, actors
 
     def test_chain_applies_to_batch_filter_and_list(self, stub: authorization_pb2_grpc.AuthorizationServiceStub) -> None:
         """BatchCheck, FilterAllowed and ListAllowed decide every actor of the chain too."""
@@ -152,19 +152,19 @@ class TestDelegationChain:
                 tenant="acme", subject_token=token,
                 items=[authorization_pb2.BatchCheckItem(action="invoke", resource=tool(t)) for t in ("sql_query", "web_search")],
             ),
-            metadata=CALLER,
+            metadata=caller(),
         )
         assert [r.allowed for r in batch.results] == [False, True]
         filtered = stub.FilterAllowed(
             authorization_pb2.FilterAllowedRequest(
                 tenant="acme", subject_token=token, action="invoke", candidates=[tool("sql_query"), tool("web_search")]
             ),
-            metadata=CALLER,
+            metadata=caller(),
         )
         assert [c.id for c in filtered.allowed] == ["web_search"]
         listed = stub.ListAllowed(
             authorization_pb2.ListAllowedRequest(tenant="acme", subject_token=token, action="invoke", kind="tool"),
-            metadata=CALLER,
+            metadata=caller(),
         )
         assert "sql_query" not in listed.resource_ids and "web_search" in listed.resource_ids
 
@@ -184,7 +184,7 @@ class TestDelegationChain:
         """A chain too deep, or with a hop whose sub is unsafe or names a role, is INVALID_ARGUMENT naming subject_token."""
         request = check_request(subject=types_pb2.Entity(), subject_token=chain_token(*actors), resource=tool("web_search"))
         with pytest.raises(grpc.RpcError) as caught:
-            stub.Check(request, metadata=CALLER)
+            stub.Check(request, metadata=caller())
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.details().startswith("subject_token")
         assert message in caught.value.details()
@@ -209,7 +209,7 @@ def test_odd_subject_token_is_unauthenticated(stub: authorization_pb2_grpc.Autho
     """A validly signed subject token with an odd date or an unsafe sub is UNAUTHENTICATED, never INTERNAL or a new user."""
     request = check_request(subject=types_pb2.Entity(), subject_token=SUBJECT_ATTACKS[attack](), resource=tool("web_search"))
     with pytest.raises(grpc.RpcError) as caught:
-        stub.Check(request, metadata=CALLER)
+        stub.Check(request, metadata=caller())
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "claim" in caught.value.details()
 
@@ -219,5 +219,5 @@ def test_subject_token_within_its_lifetime_is_served(stub: authorization_pb2_grp
     now = int(time.time())
     token = user_token(iat=now, exp=now + 86400)
     request = check_request(subject=types_pb2.Entity(), subject_token=token, resource=tool("shell_exec"))
-    assert stub.Check(request, metadata=CALLER).allowed
+    assert stub.Check(request, metadata=caller()).allowed
 

@@ -10,7 +10,7 @@ from policy_engine.config import RateSettings, ThreatSettings
 from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 from tests.integration.test_audit_trail import eventually
-from tests.integration.test_edge_security import CALLER, ROOT, check_request, security, user_token
+from tests.integration.test_edge_security import ROOT, caller, check_request, security, user_token
 from tests.unit.test_tokens import FACTORY
 
 
@@ -18,7 +18,7 @@ def _refused(stub: authorization_pb2_grpc.AuthorizationServiceStub, requests: li
     refused = 0
     for request in requests:
         try:
-            stub.Check(request, metadata=CALLER)
+            stub.Check(request, metadata=caller())
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
             refused += 1
@@ -43,7 +43,7 @@ def test_subject_named_only_by_its_token_is_rate_limited(tmp_path: Path) -> None
             items=[authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="web_search"))],
         )
         try:
-            stub.BatchCheck(batch, metadata=CALLER)
+            stub.BatchCheck(batch, metadata=caller())
             raise AssertionError("BatchCheck by token was not limited")
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -66,7 +66,7 @@ def test_one_users_denials_quarantine_the_pair_not_the_shared_agent(tmp_path: Pa
                 resource=types_pb2.Resource(kind="tool", id=tool),
                 **({"actor": types_pb2.Entity(id=actor)} if actor else {}),
             )
-            return stub.Check(request, metadata=CALLER)
+            return stub.Check(request, metadata=caller())
 
         for _ in range(12):  # an LLM retrying a denied tool for bob, far past the limit
             assert not check("bob", "sql_query").allowed
@@ -91,6 +91,6 @@ def test_actor_wide_threshold_is_configurable(tmp_path: Path) -> None:
         helper = types_pb2.Entity(id="agent:helper")
         for _ in range(4):
             denied = check_request(subject=types_pb2.Entity(id="bob"), actor=helper, resource=types_pb2.Resource(kind="tool", id="sql_query"))
-            assert not stub.Check(denied, metadata=CALLER).allowed
+            assert not stub.Check(denied, metadata=caller()).allowed
         other = check_request(subject=types_pb2.Entity(id="carol"), actor=helper)
-        eventually(lambda: stub.Check(other, metadata=CALLER).reason == "quarantined")
+        eventually(lambda: stub.Check(other, metadata=caller()).reason == "quarantined")

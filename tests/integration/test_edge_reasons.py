@@ -10,11 +10,9 @@ import pytest
 
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import admin_pb2, admin_pb2_grpc, authorization_pb2, authorization_pb2_grpc, types_pb2
-from tests.integration.test_edge_security import CALLER, ROOT, bearer, check_request, security, struct
+from tests.integration.test_edge_security import ROOT, caller, check_request, security, struct
 from tests.unit.test_tokens import FACTORY
 
-EXPLAINER = bearer(FACTORY.token(sub="policy-debugger", scope="authz:check authz:explain"))
-READER = bearer(FACTORY.token(sub="auditor", scope="policy:read"))
 RULE_MARKERS = ("p, ", "policy.csv", "line ", "pattern", "data:", "allow ", "deny,", "viewer", "agent_operator", "mfa")
 
 
@@ -45,19 +43,19 @@ PAYMENT = dict(resource=tool("payments_transfer"))  # denied by an explicit deny
 
 def test_check_caller_gets_a_reason_code_and_the_decision_id(stub, server: ServerHandle) -> None:  # type: ignore[no-untyped-def]
     """With only authz:check, a denial says "deny_rule" and its decision id; the log keeps the rule."""
-    response = stub.Check(check_request(**PAYMENT), metadata=CALLER)
+    response = stub.Check(check_request(**PAYMENT), metadata=caller())
     assert not response.allowed
     assert response.reason == "deny_rule"
     assert len(response.decision_id) == 32
     assert not response.matched_rules
-    allowed = stub.Check(check_request(), metadata=CALLER)
+    allowed = stub.Check(check_request(), metadata=caller())
     assert allowed.allowed and allowed.reason == "allowed"
     with grpc.insecure_channel(server.target) as channel:
         admin = admin_pb2_grpc.PolicyAdminServiceStub(channel)
         logged = None
         for _ in range(50):  # the decision log is written behind the answer
             try:
-                logged = admin.GetDecision(admin_pb2.GetDecisionRequest(decision_id=response.decision_id), metadata=READER)
+                logged = admin.GetDecision(admin_pb2.GetDecisionRequest(decision_id=response.decision_id), metadata=caller("policy:read", sub="auditor"))
                 break
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.NOT_FOUND
@@ -78,10 +76,10 @@ def test_explain_needs_the_explain_scope(stub) -> None:  # type: ignore[no-untyp
             candidates=[tool("payments_transfer")])),
     ):
         with pytest.raises(grpc.RpcError) as caught:
-            call(request, metadata=CALLER)
+            call(request, metadata=caller())
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert caught.value.details().startswith("explain")
-    explained = stub.Check(check_request(explain=True, **PAYMENT), metadata=EXPLAINER)
+    explained = stub.Check(check_request(explain=True, **PAYMENT), metadata=caller("authz:check authz:explain", sub="policy-debugger"))
     assert "payments_transfer" in explained.reason
     assert explained.matched_rules[0].file == "policy.csv" and explained.matched_rules[0].line > 0
 
@@ -94,7 +92,7 @@ def test_batch_filter_and_list_hide_policy_text(stub) -> None:  # type: ignore[n
     ] + [authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="Bad"))]
     batch = stub.BatchCheck(
         authorization_pb2.BatchCheckRequest(tenant="acme", subject=types_pb2.Entity(id="dave"), items=items),
-        metadata=CALLER,
+        metadata=caller(),
     )
     assert [r.reason for r in batch.results] == ["allowed", "deny_rule", "no_matching_rule", "invalid"]
     assert batch.results[3].error.startswith("items[3].resource.id")  # about the request, not the policy
@@ -103,7 +101,7 @@ def test_batch_filter_and_list_hide_policy_text(stub) -> None:  # type: ignore[n
             tenant="acme", subject=types_pb2.Entity(id="bob", attributes=None), actor=types_pb2.Entity(id="agent:ops"),
             action="invoke", candidates=[tool("web_search"), tool("shell_exec"), tool("payments_transfer")],
         ),
-        metadata=CALLER,
+        metadata=caller(),
     )
     # bob carries no mfa attribute: the condition on it fails to evaluate, a denial that would
     # name the matcher's terms
@@ -113,27 +111,27 @@ def test_batch_filter_and_list_hide_policy_text(stub) -> None:  # type: ignore[n
             tenant="acme", subject=types_pb2.Entity(id="bob", attributes=struct(mfa=True)),
             actor=types_pb2.Entity(id="agent:ops"), action="invoke", candidates=[tool("shell_exec")],
         ),
-        metadata=CALLER,
+        metadata=caller(),
     )
     assert [(d.reason, d.denied_party) for d in with_mfa.denied] == [("actor", "actor")]
     for denial in filtered.denied:
         _no_policy_text(denial.reason)
     listing = stub.ListAllowed(
         authorization_pb2.ListAllowedRequest(tenant="acme", subject=types_pb2.Entity(id="carol"), action="read", kind="data"),
-        metadata=CALLER,
+        metadata=caller(),
     )
     assert listing.partial
     for reason in listing.partial_reasons:
         _no_policy_text(reason)
     detailed = stub.ListAllowed(
         authorization_pb2.ListAllowedRequest(tenant="acme", subject=types_pb2.Entity(id="carol"), action="read", kind="data"),
-        metadata=EXPLAINER,
+        metadata=caller("authz:check authz:explain", sub="policy-debugger"),
     )
     assert any("line 30: pattern 'data:*'" in reason for reason in detailed.partial_reasons)
 
 
 def test_policy_readers_see_the_rule_text(stub, server: ServerHandle) -> None:  # type: ignore[no-untyped-def]
     """A caller that may read policy versions (policy:read) with authz:check also sees the deciding rule."""
-    both = bearer(FACTORY.token(sub="operator", scope="authz:check policy:read"))
+    both = caller("authz:check policy:read", sub="operator")
     response = stub.Check(check_request(**PAYMENT), metadata=both)
     assert "payments_transfer" in response.reason

@@ -10,12 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from policy_engine.config import RateSettings, RedisSettings, SecuritySettings, ThreatSettings
+from policy_engine.config import RateSettings, RedisSettings, ThreatSettings
 from policy_engine.service.counters import LocalCounters, RedisCounters
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2_grpc, types_pb2
 from tests.integration.test_audit_trail import eventually
-from tests.integration.test_edge_security import CALLER, ROOT, check_request, security, user_token
+from tests.integration.test_edge_security import ROOT, caller, check_request, security, user_token
 from tests.support.redis_keys import redis_namespace
 from tests.support.tcp_proxy import TcpProxy
 from tests.unit.test_tokens import FACTORY
@@ -46,7 +46,7 @@ def _served(stubs: list[authorization_pb2_grpc.AuthorizationServiceStub], calls:
     answered = 0
     for n in range(calls):
         try:
-            stubs[n % len(stubs)].Check(check_request(**request), metadata=CALLER)
+            stubs[n % len(stubs)].Check(check_request(**request), metadata=caller())
             answered += 1
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
@@ -111,13 +111,13 @@ def test_denials_spread_over_replicas_still_quarantine_the_pair(tmp_path: Path, 
         helper = {"actor": types_pb2.Entity(id="agent:helper"), "subject": types_pb2.Entity(id="alice")}
         for n, tool in enumerate(("shell_exec", "sql_query", "code_interpreter", "email_send")):
             request = check_request(resource=types_pb2.Resource(kind="tool", id=tool), **helper)
-            assert not stubs[n % 2].Check(request, metadata=CALLER).allowed
+            assert not stubs[n % 2].Check(request, metadata=caller()).allowed
         # the fourth denial was on replica 1; a real deployment shares the quarantine through its
         # database (here each replica has its own)
-        eventually(lambda: stubs[1].Check(check_request(**helper), metadata=CALLER).reason == "quarantined")
+        eventually(lambda: stubs[1].Check(check_request(**helper), metadata=caller()).reason == "quarantined")
         # the agent still serves another user
         dave = check_request(actor=types_pb2.Entity(id="agent:helper"))
-        assert stubs[1].Check(dave, metadata=CALLER).allowed
+        assert stubs[1].Check(dave, metadata=caller()).allowed
 
 
 def test_redis_outage_keeps_deciding_with_per_process_limits(tmp_path: Path, shared: RedisSettings) -> None:
@@ -135,7 +135,7 @@ def test_redis_outage_keeps_deciding_with_per_process_limits(tmp_path: Path, sha
             proxy.stop()
             # Redis is gone: still answered, from this process's own bucket (full: 4 more, then refused)
             assert _served([stub], 6, subject=types_pb2.Entity(id="erin")) == 4
-            assert stub.Check(check_request(), metadata=CALLER).allowed
+            assert stub.Check(check_request(), metadata=caller()).allowed
     finally:
         proxy.close()
 
