@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from google.protobuf import struct_pb2
@@ -164,7 +164,7 @@ def batch_response(
 ) -> authorization_pb2.BatchCheckResponse:
     response = authorization_pb2.BatchCheckResponse(policy_version=outcome.policy_version)
     add = response.results.add
-    for result in outcome.results if policy_text else _coded(outcome.results):
+    for result in outcome.results if policy_text else map(_coded, outcome.results):
         # Only the fields that can differ from their defaults: each keyword costs.
         if not explain and not result.error:
             if result.allowed:
@@ -224,8 +224,7 @@ def filter_response(
     )
     add = response.denied.add
     explain = request.explain
-    denied = outcome.denied if policy_text else [(index, coded) for (index, _), coded in
-                                                 zip(outcome.denied, _coded(r for _, r in outcome.denied))]
+    denied = outcome.denied if policy_text else [(index, _coded(result)) for index, result in outcome.denied]
     for index, result in denied:
         if not explain and not result.error:  # only the fields that can differ from their defaults
             add(
@@ -278,10 +277,9 @@ def list_response(outcome: ListOutcome, policy_text: bool = True) -> authorizati
     )
 
 
-def _coded(results: Iterable[ItemOutcome]) -> Iterator[ItemOutcome]:
-    """The outcomes with their reasons as codes and without their matched rules."""
-    for result in results:
-        yield result._replace(reason=reason_code(result.allowed, result.failure), matched=())
+def _coded(result: ItemOutcome) -> ItemOutcome:
+    """The outcome with its reason as a code and without its matched rules."""
+    return result._replace(reason=reason_code(result.allowed, result.failure), matched=())
 
 
 def _principal(request: _Principled, caller: str) -> Principal:
