@@ -7,8 +7,11 @@ For each user the loop
   2. runs a scripted fake model that asks for tool calls, one of which (a
      prompt-injection attempt) names a tool it was never offered;
   3. guards every tool call: the tool functions are decorated with
-     `guarded_tool`, so a call the policy denies raises ToolCallDenied and the
-     denial, with its reason, goes back to the model instead of a result.
+     `guarded_tool`, so a call the policy denies raises ToolCallDenied and
+     "denied, decision <id>" goes back to the model instead of a result. The
+     model never sees the policy's reason (rule text tells a prompt-injected
+     model what to try next); an operator looks the decision id up in the
+     decision log (`policyctl decision <id>`).
 
     python examples/agent_tool_gate.py                       # starts its own server on a free port
     python examples/agent_tool_gate.py --server 127.0.0.1:50051
@@ -116,11 +119,17 @@ def run_turn(client: SyncClient, tools: Mapping[str, Any], user: User, out: Any)
                 result = function(**json.loads(call["arguments"]))
             except ToolCallDenied as exc:
                 denied.append(call["name"])
-                print(f"[{user.id}]   DENIED {call['name']}: {exc.reason}", file=out)
+                print(f"[{user.id}]   DENIED {call['name']}, the model is told: {for_the_model(exc)}", file=out)
                 continue
             ran.append(call["name"])
             print(f"[{user.id}]   ran {call['name']}: {result}", file=out)
     return {"offered": names, "ran": ran, "denied": denied}
+
+
+def for_the_model(denial: ToolCallDenied) -> str:
+    """What goes back to the model for a denied call: no reason, no rule, only the decision id."""
+    decision_id = getattr(denial.result, "decision_id", "")
+    return f"denied, decision {decision_id}" if decision_id else "denied"
 
 
 @contextmanager

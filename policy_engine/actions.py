@@ -135,7 +135,7 @@ class ActionBinder:
 
     __slots__ = (
         "_actor_decisions", "_actor_entity", "_actor_part", "_engine", "_layout", "_pick", "_subject_decisions",
-        "_subject_entity", "_subject_part", "_tenant_part", "actor", "subject", "tenant",
+        "_delegates", "_subject_entity", "_subject_part", "_tenant_part", "actor", "subject", "tenant",
     )
 
     def __init__(
@@ -147,7 +147,10 @@ class ActionBinder:
         *,
         subject_entity: Entity | None = None,
         actor_entity: Entity | None = None,
+        delegates: tuple[Party, ...] = (),
     ) -> None:
+        """`delegates`: the earlier actors of a delegation chain (the most recent first), each
+        decided as the actor is, after it; every one must be allowed too."""
         self._engine = engine
         self.tenant = tenant
         self.subject = subject
@@ -164,6 +167,11 @@ class ActionBinder:
         # a party's ActionDecision says depends only on it: made once per binder and outcome.
         self._subject_decisions: dict[int, tuple[Decision, ActionDecision]] = {}
         self._actor_decisions: dict[int, tuple[Decision, ActionDecision]] = {}
+        self._delegates = tuple(
+            (party, entity, key_part(entity), {})
+            for party in delegates
+            for entity in (party_entity(party),)
+        )
 
     def decide(self, action: str, resource: ResourceRef, context: Mapping[str, Any]) -> ActionDecision:
         """The subject, and the actor when there is one, must both be allowed."""
@@ -184,6 +192,11 @@ class ActionBinder:
         second = self._decide_party(slots, parts, actor, "actor", self._actor_decisions)
         if not second.allowed:
             return second._replace(failure="actor")
+        for party, entity, part, made in self._delegates:
+            slots[0], parts[0] = entity, part
+            earlier = self._decide_party(slots, parts, party, "actor", made)
+            if not earlier.allowed:
+                return earlier._replace(failure="actor")
         return ActionDecision(
             True, f"{first.reason}; actor {actor.id!r}: {second.reason}", first.matched + second.matched
         )

@@ -11,6 +11,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
         algorithms: [RS256, ES256]                 # default: asymmetric only
         hmac_secret_file: null                     # HS* only when set
         leeway_seconds: 30
+        max_lifetime_seconds: 86400                # longest exp - iat (or exp - now) accepted
         roles_claim: roles
         role_scopes: {platform-admin: [policy:read, policy:write, policy:activate]}
         principals: {"spiffe://acme/backend": [authz:check]}   # token subs or mTLS identities
@@ -26,6 +27,7 @@ authentication, TLS and rate limits. Its shape, every key optional:
       key_file: server.key
       client_ca_file: ca.pem         # mTLS: client certificates signed by this CA
       require_client_cert: true
+      client_identity: uri_san       # the caller is the cert's one URI SAN; or dns_san, common_name
     rate_limits:
       caller: {rate: 2000, burst: 4000}     # per caller identity, requests/second
       decisions: {rate: 100000, burst: 200000}  # per caller, decisions/second (a batch item is one)
@@ -45,9 +47,14 @@ authentication, TLS and rate limits. Its shape, every key optional:
       max_wait_seconds: 2.0          # a request waits this long for queue room before on_loss applies
       writer: process                # or thread (in the serving process)
       writer_priority: normal        # or idle: Linux SCHED_IDLE, one worker on a host of its own
-    threats:
-      default: {denials: 20, window_seconds: 60, quarantine_seconds: 900}
+    threats:                         # denials per (subject, actor) pair; actor-wide only from several subjects
+      default: {denials: 20, window_seconds: 60, quarantine_seconds: 900, actor_subjects: 3}
       tenants: {acme: {denials: 10, window_seconds: 30, quarantine_seconds: 3600}}
+    redis:                           # share rate-limit and denial counters between replicas
+      url: redis://127.0.0.1:6379/0
+      key_prefix: "policy-engine:"   # one per deployment sharing a Redis
+      timeout_seconds: 0.25          # beyond it (or when down), counters hold per process
+      retry_seconds: 5
     metrics:
       listen: 127.0.0.1:9464         # Prometheus endpoint; off unless set
     edge:                            # connections, and the credential of the default start
@@ -97,6 +104,7 @@ __all__ = [
     "load_config",
     "RateSettings",
     "RateLimitSettings",
+    "RedisSettings",
     "SecuritySettings",
     "Settings",
     "SubjectAuthSettings",
@@ -125,6 +133,8 @@ class TokenSettings:
     hmac_secret_file: Path | None = None
     algorithms: tuple[str, ...] = ASYMMETRIC
     leeway_seconds: int = 30
+    # The longest validity a token may claim (exp - iat; without iat, exp - now).
+    max_lifetime_seconds: int = 24 * 3600
     refresh_interval_seconds: float = 60.0
     fetch_timeout_seconds: float = 2.0
 
@@ -151,6 +161,8 @@ class TlsSettings:
     key_file: Path
     client_ca_file: Path | None = None
     require_client_cert: bool = False
+    # Where an mTLS caller's identity is read: "uri_san" (SPIFFE), "dns_san" or "common_name".
+    client_identity: str = "uri_san"
 
 
 @dataclass(frozen=True)
@@ -172,11 +184,23 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class RedisSettings:
+    """Where rate-limit buckets and denial windows are shared (service/counters.py)."""
+
+    url: str
+    key_prefix: str = "policy-engine:"
+    timeout_seconds: float = 0.25
+    retry_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     callers: CallerAuthSettings | None = None
     subjects: SubjectAuthSettings | None = None
     tls: TlsSettings | None = None
     rate_limits: RateLimitSettings = RateLimitSettings()
+    # Shared counters for rate limits and threat signals; per process when None.
+    redis: RedisSettings | None = None
 
     @property
     def authenticates_callers(self) -> bool:
@@ -209,10 +233,12 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class ThreatSettings:
-    """Per tenant: (denials, window_seconds, quarantine_seconds); `default` for the others."""
+    """Per tenant: (denials, window_seconds, quarantine_seconds[, actor_subjects]); `default` for
+    the others. `actor_subjects` (default 3): how many distinct subjects' denials it takes to
+    quarantine an actor for every user; below it only the (subject, actor) pair is quarantined."""
 
-    default: tuple[int, float, float] = (0, 60.0, 0.0)
-    tenants: Mapping[str, tuple[int, float, float]] = field(default_factory=dict)
+    default: tuple[float, ...] = (0, 60.0, 0.0, 3)
+    tenants: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -354,13 +380,17 @@ def _choice(section: _Section, key: str, choices: tuple[str, ...], default: str)
     return value
 
 
-def _threat(section: _Section | None) -> tuple[int, float, float]:
+def _threat(section: _Section | None) -> tuple[float, ...]:
     if section is None:
-        return (0, 60.0, 0.0)
+        return ThreatSettings.default
+    actor_subjects = section.get("actor_subjects", int, 3)
+    if actor_subjects < 1:
+        raise ConfigError(f"{section.where}.actor_subjects: must be at least 1")
     return (
         section.get("denials", int, 0),
         section.get("window_seconds", float, 60.0),
         section.get("quarantine_seconds", float, 0.0),
+        actor_subjects,
     )
 
 
@@ -377,12 +407,27 @@ def load_security(path: Path) -> SecuritySettings:
     subjects = auth.optional("subjects")
     tls = root.optional("tls")
     limits = root.optional("rate_limits")
+    redis = root.optional("redis")
     return SecuritySettings(
         callers=_callers(callers, base) if callers else None,
         subjects=_subjects(subjects, base) if subjects else None,
         tls=_tls(tls, base) if tls else None,
         rate_limits=_rate_limits(limits) if limits else RateLimitSettings(),
+        redis=_redis(redis) if redis else None,
     )
+
+
+def _redis(section: _Section) -> RedisSettings:
+    url = section.get("url", str, required=True)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{section.where}.url: must be a redis://, rediss:// or unix:// URL")
+    timeout = section.get("timeout_seconds", float, RedisSettings.timeout_seconds)
+    if not 0 < timeout <= 5:
+        raise ConfigError(f"{section.where}.timeout_seconds: must be more than 0 and at most 5")
+    retry = section.get("retry_seconds", float, RedisSettings.retry_seconds)
+    if not retry > 0:
+        raise ConfigError(f"{section.where}.retry_seconds: must be more than 0")
+    return RedisSettings(url, section.get("key_prefix", str, RedisSettings.key_prefix), timeout, retry)
 
 
 class _Section:
@@ -436,11 +481,14 @@ def _tokens(section: _Section, base: Path) -> TokenSettings | None:
         hmac_secret_file=section.path("hmac_secret_file", base),
         algorithms=algorithms,
         leeway_seconds=section.get("leeway_seconds", int, 30),
+        max_lifetime_seconds=section.get("max_lifetime_seconds", int, TokenSettings.max_lifetime_seconds),
         refresh_interval_seconds=section.get("refresh_interval_seconds", float, 60.0),
         fetch_timeout_seconds=section.get("fetch_timeout_seconds", float, 2.0),
     )
     if settings.jwks_file is None and settings.jwks_url is None and settings.hmac_secret_file is None:
         raise ConfigError(f"{section.where}: needs jwks_file, jwks_url or hmac_secret_file")
+    if settings.max_lifetime_seconds <= 0:
+        raise ConfigError(f"{section.where}.max_lifetime_seconds: must be more than 0")
     if "none" in (a.lower() for a in algorithms):
         raise ConfigError(f"{section.where}.algorithms: 'none' is never allowed")
     return settings
@@ -470,6 +518,7 @@ def _tls(section: _Section, base: Path) -> TlsSettings:
         key_file=section.path("key_file", base) or _missing(section, "key_file"),
         client_ca_file=section.path("client_ca_file", base),
         require_client_cert=section.get("require_client_cert", bool, False),
+        client_identity=_choice(section, "client_identity", ("uri_san", "dns_san", "common_name"), "uri_san"),
     )
 
 

@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from policy_engine.auth.principal import Principal
 from policy_engine.engine import Engine, Entity
 
-__all__ = ["SYSTEM_MODEL", "SYSTEM_RULES", "RpcAuthorizer", "scopes_for"]
+__all__ = ["EXPLAIN_SCOPES", "SYSTEM_MODEL", "SYSTEM_RULES", "RpcAuthorizer", "scopes_for", "sees_policy_text"]
+
+# Who may read why: the deciding rule's text, explanations with file and line, listing details.
+# `policy:read` may read whole versions already, so an explanation tells it nothing new.
+EXPLAIN_SCOPES = frozenset({"authz:explain", "policy:read"})
 
 SYSTEM_MODEL = """
 [request_definition]
@@ -60,6 +64,11 @@ def scopes_for(
     for role in roles:
         scopes |= role_scopes.get(role, frozenset())
     return frozenset(scopes)
+
+
+def sees_policy_text(principal: Principal) -> bool:
+    """May this caller read rule text and explanations? The others get reason codes only."""
+    return not EXPLAIN_SCOPES.isdisjoint(principal.scopes)
 
 
 class RpcAuthorizer:

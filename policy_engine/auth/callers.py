@@ -16,10 +16,11 @@ import hmac
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from policy_engine.auth.authorizer import scopes_for
+from policy_engine.auth.peers import peer_identity
 from policy_engine.auth.principal import ANONYMOUS, Principal
 from policy_engine.auth.tokens import TokenVerifier
 from policy_engine.errors import UnauthenticatedError
@@ -34,7 +35,7 @@ __all__ = [
     "read_admin_token",
 ]
 
-ALL_SCOPES = frozenset({"authz:check", "policy:read", "policy:write", "policy:activate"})
+ALL_SCOPES = frozenset({"authz:check", "authz:explain", "policy:read", "policy:write", "policy:activate"})
 ANONYMOUS_SCOPES = frozenset({"authz:check"})
 ADMIN_TOKEN_ENV = "POLICY_ENGINE_ADMIN_TOKEN_FILE"
 
@@ -131,12 +132,14 @@ class CallerAuthenticator:
         principals: Mapping[str, frozenset[str]] | None = None,
         local_admin_token: str | None = None,
         anonymous_scopes: frozenset[str] = ANONYMOUS_SCOPES,
+        peer_identity_source: str = "uri_san",
     ) -> None:
         self._local_admin_token = local_admin_token
         self._anonymous = Principal(ANONYMOUS.id, anonymous_scopes, method="none")
         self._local_admin = Principal(f"local-admin:{_os_user()}", ALL_SCOPES, method="local")
         self._verifier = verifier
         self._mtls = mtls
+        self._peer_identity_source = peer_identity_source
         self._roles_claim = roles_claim
         self._role_scopes = dict(role_scopes or {})
         self._principals = dict(principals or {})
@@ -145,8 +148,11 @@ class CallerAuthenticator:
     def enabled(self) -> bool:
         return self._verifier is not None or self._mtls
 
-    def authenticate(self, authorization: str | None, peer_identity: str | None) -> Principal:
-        """`authorization` is the metadata value ("Bearer <jwt>"); `peer_identity` from mTLS."""
+    def authenticate(
+        self, authorization: str | None, peer: Mapping[str, Sequence[bytes]] | None
+    ) -> Principal:
+        """`authorization` is the metadata value ("Bearer <jwt>"); `peer` the call's TLS auth
+        context (its client certificate is read only when no token is sent)."""
         if not self.enabled:
             return self._local(authorization)
         if authorization is not None and self._verifier is not None:
@@ -167,14 +173,14 @@ class CallerAuthenticator:
                 method="jwt",
                 claims=claims,
             )
-        if peer_identity is not None and self._mtls:
+        identity = peer_identity(peer, self._peer_identity_source) if peer and self._mtls else None
+        if identity is not None:
             return Principal(
-                id=peer_identity,
-                scopes=scopes_for(peer_identity, frozenset(), frozenset(), {}, self._principals),
+                id=identity,
+                scopes=scopes_for(identity, frozenset(), frozenset(), {}, self._principals),
                 method="mtls",
             )
         raise UnauthenticatedError("credentials required: a bearer token in 'authorization' metadata")
-
 
     def _local(self, authorization: str | None) -> Principal:
         if authorization is None:

@@ -3,6 +3,15 @@
 This is what stops a prompt-injected model, or a confused backend, from
 claiming to be someone else: with a subject token the subject's id and
 attributes come from the token, not from the request.
+
+A delegation chain is read from nested `act` claims (RFC 8693 4.1: the
+outermost `act` is the current actor, each nested one an earlier actor).
+`carol -> bot3 -> bot2` is `{"sub": "carol", "act": {"sub": "bot2", "act":
+{"sub": "bot3"}}}`: bot2 is the actor, bot3 a delegate. Every actor of the
+chain is decided as the actor is (as the subject of the same request), in
+that order: the current actor first, then each earlier one, most recent
+first; all must be allowed. A chain of more than MAX_DELEGATION_DEPTH actors
+is refused, as is a hop without a safe `sub` (auth/identifiers.py).
 """
 
 from __future__ import annotations
@@ -12,10 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy_engine.actions import Party
+from policy_engine.auth.identifiers import identity_problem
 from policy_engine.auth.tokens import TokenVerifier
-from policy_engine.errors import InvalidRequestError, PermissionDeniedError, UnsupportedError
+from policy_engine.errors import (
+    InvalidRequestError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+    UnsupportedError,
+)
 
-__all__ = ["ClaimMapping", "SubjectTokenResolver", "VerifiedParties"]
+__all__ = ["MAX_DELEGATION_DEPTH", "ClaimMapping", "SubjectTokenResolver", "VerifiedParties"]
+
+# Actors in one delegation chain, the current actor included.
+MAX_DELEGATION_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,8 @@ class VerifiedParties:
     subject: Party
     actor: Party | None
     verified: bool
+    # The earlier actors of the token's delegation chain, the most recent first.
+    delegates: tuple[Party, ...] = ()
 
 
 @dataclass
@@ -47,6 +67,17 @@ class SubjectTokenResolver:
     attributes: Mapping[str, ClaimMapping] = field(default_factory=dict)
     tenant_claim: str | None = "tenant"
     verified_tenants: frozenset[str] = frozenset()
+
+    def subject_of(self, subject_id: str, token: str) -> str:
+        """The id a request's rate limit counts: its subject token's verified `sub` when it
+        carries one that verifies, else `subject_id` (a token that fails is refused later,
+        by resolve)."""
+        if not token or self.verifier is None:
+            return subject_id
+        try:
+            return self.verifier.verify(token).subject
+        except UnauthenticatedError:
+            return subject_id
 
     def resolve(
         self, tenant: str, subject: Party, actor: Party | None, token: str
@@ -70,19 +101,35 @@ class SubjectTokenResolver:
             raise PermissionDeniedError("subject_token: the token does not name its tenant")
         attributes = {name: mapping.read(claims) for name, mapping in self.attributes.items()}
         attributes = {name: value for name, value in attributes.items() if value is not None}
+        chain = _chain(claims)
+        if not chain:
+            return VerifiedParties(Party(verified.subject, attributes), actor, verified=True)
+        if actor is not None and actor.id != chain[0]:
+            raise PermissionDeniedError("actor.id: conflicts with the subject token's act claim")
         return VerifiedParties(
             subject=Party(verified.subject, attributes),
-            actor=_actor(claims, actor),
+            actor=Party(chain[0], actor.attributes if actor is not None else {}),
             verified=True,
+            delegates=tuple(Party(hop) for hop in chain[1:]),
         )
 
 
-def _actor(claims: Mapping[str, Any], requested: Party | None) -> Party | None:
+def _chain(claims: Mapping[str, Any]) -> list[str]:
+    """The actors of the token's nested `act` claims, the current one first."""
+    chain: list[str] = []
     act = claims.get("act")
-    if act is None:
-        return requested
-    if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
-        raise InvalidRequestError("subject_token", "the act claim has no subject")
-    if requested is not None and requested.id != act["sub"]:
-        raise PermissionDeniedError("actor.id: conflicts with the subject token's act claim")
-    return Party(act["sub"], requested.attributes if requested is not None else {})
+    where = "act"
+    while act is not None:
+        if len(chain) == MAX_DELEGATION_DEPTH:
+            raise InvalidRequestError(
+                "subject_token", f"the act claim nests more than {MAX_DELEGATION_DEPTH} actors"
+            )
+        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
+            raise InvalidRequestError("subject_token", f"the {where} claim has no subject")
+        problem = identity_problem(act["sub"])
+        if problem is not None:
+            raise InvalidRequestError("subject_token", f"{where}.sub {problem}")
+        chain.append(act["sub"])
+        act = act.get("act")
+        where += ".act"
+    return chain

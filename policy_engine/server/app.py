@@ -183,7 +183,7 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
                 bracketed = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
                 metrics_listen = f"{bracketed}:{metrics_port + worker}"
     sink, retention, protector = build_audit(audit_settings, database, f"{host}:{bound}", settings.db_url)
-    threats = build_threats(settings.threats, database)
+    threats = build_threats(settings.threats, database, settings.security.redis)
     decisions = DecisionService(
         registry,
         subjects=build_subject_resolver(security),

@@ -23,6 +23,7 @@ from policy_engine.service import (
     CheckOutcome,
     FilterInput,
     FilterOutcome,
+    ItemOutcome,
     ListInput,
     ListOutcome,
     PlainCheck,
@@ -40,6 +41,7 @@ __all__ = [
     "list_input",
     "list_response",
     "plain_check",
+    "reason_code",
 ]
 
 _FAILURE = {
@@ -52,6 +54,19 @@ _FAILURE = {
     "evaluation_error": types_pb2.FAILURE_EVALUATION_ERROR,
     "invalid": types_pb2.FAILURE_INVALID,
 }
+
+
+# What a caller without the right to read policy text learns instead of the listing's reasons.
+WITHHELD_PARTIAL_REASON = "partial: the reasons need the authz:explain scope"
+
+
+def reason_code(allowed: bool, failure: str) -> str:
+    """The opaque reason a caller gets when it may not read policy text (see sees_policy_text):
+    "allowed", or the kind of denial ("deny_rule", "no_matching_rule", "actor", "quarantined",
+    "invalid", ...). With the decision id, an operator finds the full reason in the decision log."""
+    if allowed:
+        return "allowed"
+    return failure or "denied"
 
 
 class _Principled(Protocol):
@@ -113,16 +128,19 @@ def plain_check(request: authorization_pb2.CheckRequest) -> PlainCheck | None:
     ))
 
 
-def check_response(outcome: CheckOutcome, explain: bool) -> authorization_pb2.CheckResponse:
+def check_response(
+    outcome: CheckOutcome, explain: bool, policy_text: bool = True
+) -> authorization_pb2.CheckResponse:
+    """`policy_text`: whether the caller may read the deciding rule's text (else a reason code)."""
     response = authorization_pb2.CheckResponse(
         allowed=outcome.allowed,
         policy_version=outcome.policy_version,
         decision_id=outcome.decision_id,
-        reason=outcome.reason,
+        reason=outcome.reason if policy_text else reason_code(outcome.allowed, outcome.failure),
         denied_party=outcome.denied_party,
         failure=_FAILURE.get(outcome.failure, types_pb2.FAILURE_UNSPECIFIED),
     )
-    if explain:
+    if explain and policy_text:
         response.matched_rules.extend(_rules(outcome.matched))
     return response
 
@@ -141,10 +159,12 @@ def batch_input(request: authorization_pb2.BatchCheckRequest, caller: str = "") 
     )
 
 
-def batch_response(outcome: BatchOutcome, explain: bool) -> authorization_pb2.BatchCheckResponse:
+def batch_response(
+    outcome: BatchOutcome, explain: bool, policy_text: bool = True
+) -> authorization_pb2.BatchCheckResponse:
     response = authorization_pb2.BatchCheckResponse(policy_version=outcome.policy_version)
     add = response.results.add
-    for result in outcome.results:
+    for result in outcome.results if policy_text else map(_coded, outcome.results):
         # Only the fields that can differ from their defaults: each keyword costs.
         if not explain and not result.error:
             if result.allowed:
@@ -193,7 +213,7 @@ def filter_input(request: authorization_pb2.FilterAllowedRequest, caller: str = 
 
 
 def filter_response(
-    outcome: FilterOutcome, request: authorization_pb2.FilterAllowedRequest
+    outcome: FilterOutcome, request: authorization_pb2.FilterAllowedRequest, policy_text: bool = True
 ) -> authorization_pb2.FilterAllowedResponse:
     """The allowed candidates exactly as sent, and a Denial for each other one, in order."""
     candidates = request.candidates
@@ -204,7 +224,8 @@ def filter_response(
     )
     add = response.denied.add
     explain = request.explain
-    for index, result in outcome.denied:
+    denied = outcome.denied if policy_text else [(index, _coded(result)) for index, result in outcome.denied]
+    for index, result in denied:
         if not explain and not result.error:  # only the fields that can differ from their defaults
             add(
                 resource=candidates[index],
@@ -240,15 +261,25 @@ def list_input(request: authorization_pb2.ListAllowedRequest, caller: str = "") 
     )
 
 
-def list_response(outcome: ListOutcome) -> authorization_pb2.ListAllowedResponse:
+def list_response(outcome: ListOutcome, policy_text: bool = True) -> authorization_pb2.ListAllowedResponse:
+    """`policy_text`: whether the caller may read why the listing is partial (the reasons name
+    rules, their lines and patterns); the others learn only that it is."""
     listing = outcome.listing
+    reasons = listing.partial_reasons
+    if reasons and not policy_text:
+        reasons = (WITHHELD_PARTIAL_REASON,)
     return authorization_pb2.ListAllowedResponse(
         policy_version=outcome.policy_version,
         resource_ids=listing.resource_ids,
         patterns=listing.patterns,
         partial=listing.partial,
-        partial_reasons=listing.partial_reasons,
+        partial_reasons=reasons,
     )
+
+
+def _coded(result: ItemOutcome) -> ItemOutcome:
+    """The outcome with its reason as a code and without its matched rules."""
+    return result._replace(reason=reason_code(result.allowed, result.failure), matched=())
 
 
 def _principal(request: _Principled, caller: str) -> Principal:

@@ -14,8 +14,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from policy_engine.audit.errors import AuditUnavailableError
 from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
-from policy_engine.auth.peers import peer_identity
+from policy_engine.auth.credentials import authorization_value
 from policy_engine.auth.principal import Principal
+from policy_engine.auth.subjects import SubjectTokenResolver
 from policy_engine.errors import (
     BundleError,
     DeadlineExceededError,
@@ -275,8 +276,11 @@ class Guard:
         rpc_limits: dict[str, RateLimiter],
         connections: ConnectionLimiter,
         connection_calls: RateLimiter | None = None,
+        *,
+        subjects: SubjectTokenResolver | None = None,
     ) -> None:
         self._authenticator = authenticator
+        self._subjects = subjects
         self._authorizer = authorizer
         self._caller_limit = caller_limit
         self._decision_limit = decision_limit
@@ -314,12 +318,8 @@ class Guard:
     def admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
         principal = self._anonymous if method.startswith(_AUTHORIZATION) else None
         if principal is None:
-            authorization = None
-            for key, value in context.invocation_metadata() or ():
-                if key == "authorization":
-                    authorization = value if isinstance(value, str) else None
-            identity = peer_identity(context.auth_context())
-            principal = self._authenticator.authenticate(authorization, identity)
+            authorization = authorization_value(context.invocation_metadata())
+            principal = self._authenticator.authenticate(authorization, context.auth_context())
         if not self._authorized(principal, method):
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
         rpc = method.rsplit("/", 1)[-1]
@@ -337,6 +337,9 @@ class Guard:
             if wait:
                 raise RateLimitedError(f"decision rate limit exceeded for caller {principal.id!r}", wait)
         subject = getattr(getattr(request, "subject", None), "id", "")
+        token = getattr(request, "subject_token", "")
+        if token and self._subjects is not None:
+            subject = self._subjects.subject_of(subject, token)  # the verified user is limited
         if subject:
             wait = self._subject_limit.try_acquire(f"{getattr(request, 'tenant', '')}|{subject}", now)
             if wait:

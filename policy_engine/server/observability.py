@@ -13,9 +13,10 @@ from sqlalchemy import Engine
 
 from policy_engine.audit import AttributeProtector, AuditSink, DecisionLog, NullSink, Retention
 from policy_engine.audit.process import DecisionLogProcess
-from policy_engine.config import AuditSettings, ThreatSettings, split_host_port
+from policy_engine.config import AuditSettings, RedisSettings, ThreatSettings, split_host_port
 from policy_engine.metrics import METRICS
 from policy_engine.service.policies import PolicyRegistry
+from policy_engine.server.security import shared_counters
 from policy_engine.service.threats import ThreatMonitor, ThreatPolicy
 from policy_engine.store import open_database
 from policy_engine.store.decision_log import DecisionLogRepository
@@ -85,14 +86,15 @@ def _protector(audit: AuditSettings) -> AttributeProtector:
     return AttributeProtector.from_file(generated, hashed=audit.hashed)
 
 
-def build_threats(threats: ThreatSettings, database: Engine) -> ThreatMonitor:
-    def policy(values: tuple[int, float, float]) -> ThreatPolicy:
-        return ThreatPolicy(denials=values[0], window_seconds=values[1], quarantine_seconds=values[2])
+def build_threats(threats: ThreatSettings, database: Engine, redis: RedisSettings | None = None) -> ThreatMonitor:
+    def policy(values: tuple[float, ...]) -> ThreatPolicy:
+        return ThreatPolicy(int(values[0]), float(values[1]), float(values[2]), *(int(v) for v in values[3:4]))
 
     return ThreatMonitor(
         database,
         {tenant: policy(values) for tenant, values in threats.tenants.items()},
         policy(threats.default),
+        counters=shared_counters(redis),
     )
 
 

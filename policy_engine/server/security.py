@@ -17,14 +17,17 @@ from policy_engine.config import (
     ConfigError,
     EdgeSettings,
     RateLimitSettings,
+    RateSettings,
+    RedisSettings,
     SecuritySettings,
     TlsSettings,
     TokenSettings,
 )
 from policy_engine.server.interceptors import Guard
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
+from policy_engine.service.counters import Counters, RedisCounters
 
-__all__ = ["build_guard", "build_subject_resolver", "server_credentials"]
+__all__ = ["build_guard", "build_subject_resolver", "server_credentials", "shared_counters"]
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +46,34 @@ def build_guard(
         principals=callers.principals if callers else None,
         local_admin_token=local_admin_token,
         anonymous_scopes=edge.local_admin.anonymous_scopes,
+        peer_identity_source=security.tls.client_identity if security.tls is not None else "uri_san",
     )
     limits: RateLimitSettings = security.rate_limits
+    counters = shared_counters(security.redis)
+
+    def limiter(rate: RateSettings, name: str) -> RateLimiter:
+        return RateLimiter(rate.rate, rate.burst, counters=counters, name=name)
+
     return Guard(
         authenticator,
         RpcAuthorizer(),
-        RateLimiter(limits.caller.rate, limits.caller.burst),
-        RateLimiter(limits.decisions.rate, limits.decisions.burst),
-        RateLimiter(limits.subject.rate, limits.subject.burst),
-        {rpc: RateLimiter(rate.rate, rate.burst) for rpc, rate in limits.rpcs.items()},
+        limiter(limits.caller, "caller"),
+        limiter(limits.decisions, "decisions"),
+        limiter(limits.subject, "subject"),
+        {rpc: limiter(rate, f"rpc:{rpc}") for rpc, rate in limits.rpcs.items()},
         ConnectionLimiter(limits.max_per_connection),
         RateLimiter(edge.connections.calls.rate, edge.connections.calls.burst),
+        # Its own resolver (and verifier cache): the guard limits the subject a token names.
+        subjects=build_subject_resolver(security),
+    )
+
+
+def shared_counters(redis: RedisSettings | None) -> Counters | None:
+    """Counters shared through Redis when configured; None: each user keeps its own in-process ones."""
+    if redis is None:
+        return None
+    return RedisCounters(
+        redis.url, prefix=redis.key_prefix, timeout=redis.timeout_seconds, retry_seconds=redis.retry_seconds
     )
 
 
@@ -92,6 +112,7 @@ def _verifier(tokens: TokenSettings) -> TokenVerifier:
         audience=tokens.audience,
         algorithms=tokens.algorithms,
         leeway=tokens.leeway_seconds,
+        max_lifetime=tokens.max_lifetime_seconds,
     )
 
 

@@ -1,52 +1,37 @@
 """Token buckets per key (caller, subject) and concurrency caps per connection.
 
-Bounded memory: the least recently used keys are forgotten first, which can
-only ever give a forgotten key a full bucket again.
+The buckets live in a Counters (service/counters.py): this process's own by
+default, shared by every replica through Redis when `redis.url` is configured.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from policy_engine.service.counters import Counters, LocalCounters
 
 __all__ = ["ConnectionLimiter", "RateLimiter"]
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
 
 
 class RateLimiter:
     """`try_acquire(key)` spends one token of `key`'s bucket (or `cost` tokens, at most a full
     bucket: a cost above the burst empties it rather than never passing); returns seconds to
-    wait, or 0."""
+    wait, or 0. `name` keeps the keys of limiters sharing one Counters apart."""
 
-    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_keys: int = 100_000,
+        *,
+        counters: Counters | None = None,
+        name: str = "",
+    ) -> None:
         self._rate = rate
         self._burst = burst
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._counters: Counters = counters if counters is not None else LocalCounters(max_keys)
+        self._prefix = f"{name}|" if name else ""
 
     def try_acquire(self, key: str, now: float | None = None, cost: float = 1.0) -> float:
-        moment = time.monotonic() if now is None else now
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = _Bucket(self._burst, moment)
-            self._buckets[key] = bucket
-            if len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-            bucket.tokens = min(self._burst, bucket.tokens + (moment - bucket.updated) * self._rate)
-            bucket.updated = moment
-        cost = min(cost, self._burst)
-        if bucket.tokens >= cost:
-            bucket.tokens -= cost
-            return 0.0
-        return (cost - bucket.tokens) / self._rate
+        return self._counters.take(self._prefix + key, self._rate, self._burst, cost, now)
 
 
 class ConnectionLimiter:

@@ -56,6 +56,7 @@ from policy_engine.service.validation import (
     canonical_attributes,
     canonical_ids,
     canonical_parties,
+    fold_delegates,
     item_types_can_fail,
     validate_action,
     validate_item,
@@ -133,6 +134,8 @@ class Principal(NamedTuple):
     actor: Party | None = None
     subject_token: str = ""
     caller: str = ""
+    # The earlier actors of a verified delegation chain (auth/subjects.py), the most recent first.
+    delegates: tuple[Party, ...] = ()
 
 
 class BatchItem(NamedTuple):
@@ -255,6 +258,7 @@ class DecisionService:
         plain = _plain_key(request)
         policy = self._loaded(request.policy_set, request.min_version)
         decided = None
+        delegates: tuple[Party, ...] = ()
         if policy is not None and plain is not None:
             # Decided before under this version: it passed every static check then.
             decided = self._plain_checks(policy).get(plain)
@@ -262,6 +266,7 @@ class DecisionService:
             verified = self._subjects.resolve(action.tenant, action.subject, action.actor, request.subject_token)
             if verified.subject is not action.subject or verified.actor is not action.actor:
                 action = action._replace(subject=verified.subject, actor=verified.actor)
+            delegates = verified.delegates
             validate_action(action)
             if policy is None:
                 policy = await self._policy(request.policy_set, request.min_version, timeout)
@@ -269,10 +274,11 @@ class DecisionService:
         if decided is None:
             validate_types(action, policy.schema)
             action = canonical_action(action, policy.schema)
-            _refuse_role_names(policy, action.subject, action.actor)
-            decided = ActionBinder(policy.engine, action.tenant, action.subject, action.actor).decide(
-                action.action, action.resource, action.context
-            )
+            delegates = fold_delegates(delegates, policy.schema)
+            _refuse_role_names(policy, action.subject, action.actor, delegates)
+            decided = ActionBinder(
+                policy.engine, action.tenant, action.subject, action.actor, delegates=delegates
+            ).decide(action.action, action.resource, action.context)
             if plain is not None and action is request.action:
                 remembered = self._plain_checks(policy)
                 if len(remembered) >= _PLAIN_LIMIT:
@@ -408,15 +414,16 @@ class DecisionService:
         )
 
     def _quarantined(self, tenant: str, subject: str, actor: str | None) -> ActionDecision | None:
-        """The denial every action of a quarantined subject or actor (by id) gets; None when
-        neither is."""
+        """The denial every action of a quarantined subject, actor or (subject, actor) pair gets;
+        None when none is."""
         threats = self._threats
         if threats is None:
             return None
-        for role, party in (("subject", subject), ("actor", actor)):
-            if party is not None and threats.is_quarantined(tenant, party):
-                return ActionDecision(False, f"{role} {party!r} is quarantined", (), role, "quarantined")
-        return None
+        held = threats.quarantine_of(tenant, subject, actor)
+        if held is None:
+            return None
+        role, name = held
+        return ActionDecision(False, f"{role} {name!r} is quarantined", (), role, "quarantined")
 
     def _observed(
         self, decision: ActionDecision, tenant: str, subject: str, actor: str | None
@@ -425,9 +432,7 @@ class DecisionService:
         threats = self._threats
         if threats is None or decision.allowed:
             return decision
-        threats.observe(tenant, subject, "subject", False)
-        if actor is not None:
-            threats.observe(tenant, actor, "actor", False)
+        threats.observe_denial(tenant, subject, actor)
         return decision
 
     def _verified(self, principal: Principal) -> Principal:
@@ -436,7 +441,7 @@ class DecisionService:
         )
         if verified.subject is principal.subject and verified.actor is principal.actor:
             return principal
-        return principal._replace(subject=verified.subject, actor=verified.actor)
+        return principal._replace(subject=verified.subject, actor=verified.actor, delegates=verified.delegates)
 
     async def batch_check(self, request: BatchInput, timeout: float | None = None) -> BatchOutcome:
         """Decide every item with one policy version; an invalid item gets its own error."""
@@ -446,7 +451,7 @@ class DecisionService:
         _validate_shared(principal)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
         principal = canonical_ids(principal, policy.schema)
-        _refuse_role_names(policy, principal.subject, principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor, principal.delegates)
         batch = _Batch(self, policy, principal, request.request_id, request.explain)
         results = tuple(batch.decide_all(request.items, "items"))
         batch.finish()
@@ -463,7 +468,7 @@ class DecisionService:
         _validate_shared(principal, request.action, request.context)
         policy = await self._policy(request.policy_set, request.min_version, timeout)
         principal = canonical_ids(principal, policy.schema)
-        _refuse_role_names(policy, principal.subject, principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor, principal.delegates)
         action = fold_id(request.action) if _folds(policy) else request.action
         context = canonical_attributes(policy.schema, "context", request.context, "context")
         allowed: list[int] = []
@@ -490,12 +495,13 @@ class DecisionService:
             raise InvalidRequestError("kind", exc.message) from None
         policy = await self._policy(request.policy_set, request.min_version, timeout)
         principal = canonical_ids(request.principal, policy.schema)
-        _refuse_role_names(policy, principal.subject, principal.actor)
+        _refuse_role_names(policy, principal.subject, principal.actor, principal.delegates)
         listing = list_allowed(
             policy.engine,
             tenant=principal.tenant,
             subject=principal.subject,
             actor=principal.actor,
+            delegates=principal.delegates,
             action=fold_id(request.action) if _folds(policy) else request.action,
             kind=request.kind,
             context=canonical_attributes(policy.schema, "context", request.context, "context"),
@@ -543,7 +549,9 @@ class _Batch:
         self._action = action
         self._context = context
         self._types_can_fail_by_kind: dict[str, bool] = {}
-        self._binder = ActionBinder(policy.engine, principal.tenant, principal.subject, principal.actor)
+        self._binder = ActionBinder(
+            policy.engine, principal.tenant, principal.subject, principal.actor, delegates=principal.delegates
+        )
         actor = principal.actor
         self._quarantined = service._quarantined(  # noqa: SLF001
             principal.tenant, principal.subject.id, actor.id if actor is not None else None
@@ -787,10 +795,15 @@ def _folds(policy: LoadedPolicy) -> bool:
     return policy.schema.id_compare == CASEFOLD
 
 
-def _refuse_role_names(policy: LoadedPolicy, subject: Party, actor: Party | None) -> None:
+def _refuse_role_names(
+    policy: LoadedPolicy, subject: Party, actor: Party | None, delegates: tuple[Party, ...] = ()
+) -> None:
     for name, party in (("subject.id", subject), ("actor.id", actor)):
         if party is not None and party.id in policy.engine.role_names:
             raise InvalidRequestError(name, "names a role of the policy set, not a principal")
+    for party in delegates:
+        if party.id in policy.engine.role_names:
+            raise InvalidRequestError("subject_token", f"act chain: {party.id!r} names a role of the policy set")
 
 
 def _invalid(error: InvalidRequestError, where: str) -> ItemOutcome:

@@ -78,6 +78,7 @@ def list_allowed(
     action: str,
     kind: str,
     context: Mapping[str, Any] | None = None,
+    delegates: tuple[Party, ...] = (),
 ) -> Listing:
     """List what `subject` (and `actor`) may `action` among resources of `kind` (see module doc)."""
     index = rule_index(engine)
@@ -86,7 +87,7 @@ def list_allowed(
     subjects = {subject.id} | index.roles(subject.id, None)
     reasons: list[str] = []
 
-    binder = ActionBinder(engine, tenant, subject, actor)
+    binder = ActionBinder(engine, tenant, subject, actor, delegates=delegates)
 
     def decide(resource_id: str) -> tuple[bool, str]:
         candidate = Action(tenant, subject, action, ResourceRef(kind, resource_id), actor, context)

@@ -35,6 +35,7 @@ __all__ = [
     "canonical_attributes",
     "canonical_ids",
     "canonical_parties",
+    "fold_delegates",
     "item_types_can_fail",
     "validate_action",
     "validate_item",
@@ -264,9 +265,25 @@ def canonical_ids(parties: _P, schema: AttributeSchema) -> _P:
     tenant = fold_id(parties.tenant)
     subject = fold_party(parties.subject)
     actor = fold_party(parties.actor) if parties.actor is not None else None
-    if tenant == parties.tenant and subject is parties.subject and actor is parties.actor:
+    delegates = getattr(parties, "delegates", ())
+    folded_delegates = fold_delegates(delegates, schema)
+    if (
+        tenant == parties.tenant
+        and subject is parties.subject
+        and actor is parties.actor
+        and folded_delegates == delegates
+    ):
         return parties
+    if delegates:
+        return parties._replace(tenant=tenant, subject=subject, actor=actor, delegates=folded_delegates)
     return parties._replace(tenant=tenant, subject=subject, actor=actor)
+
+
+def fold_delegates(delegates: tuple[Party, ...], schema: AttributeSchema) -> tuple[Party, ...]:
+    """The earlier actors of a delegation chain, folded as the set compares ids."""
+    if schema.id_compare != CASEFOLD or not delegates:
+        return delegates
+    return tuple(fold_party(party) for party in delegates)
 
 
 def canonical_parties(parties: _P, schema: AttributeSchema) -> _P:

@@ -183,7 +183,8 @@ class TestDecisionLog:
 
 class TestThreats:
     def test_probing_agent_is_quarantined_then_released(self, server: ServerHandle) -> None:
-        """An agent denied 4 times in a row is quarantined (even allowed actions deny) until released."""
+        """An agent denied 4 times in a row for one user is quarantined for that user (even allowed
+        actions deny) until released; it keeps serving other users meanwhile."""
         with SyncClient(server.target) as client:
             def helper(tool: str):  # type: ignore[no-untyped-def]
                 return client.check(tenant="acme", subject="alice", subject_attributes={"mfa": True},
@@ -195,8 +196,11 @@ class TestThreats:
             blocked = helper("web_search")
             assert not blocked.allowed
             assert "quarantined" in blocked.reason
-            eventually(lambda: any(e["principal"] == "agent:helper" for e in AdminClient(server.target, token=server.admin_token).security_events()))
-            code, text = ctl(server, "release", "agent:helper", "--tenant", "acme", "--reason", "investigated")
+            assert client.check(tenant="acme", subject="dave", actor="agent:helper", action="invoke",
+                                resource="tool:web_search").allowed
+            pair = "agent:helper?subject=alice"
+            eventually(lambda: any(e["principal"] == pair for e in AdminClient(server.target, token=server.admin_token).security_events()))
+            code, text = ctl(server, "release", pair, "--tenant", "acme", "--reason", "investigated")
             assert code == 0, text
             eventually(lambda: helper("web_search").allowed, timeout=10)
 

@@ -77,8 +77,13 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-# Made at import (collection): valid for an hour, so a slow suite does not outlive it.
-CALLER = bearer(FACTORY.token(scope="authz:check", exp=int(time.time()) + 3600))
+# Made at import: it must outlive a whole suite run (a five-minute token expired mid-run).
+CALLER = bearer(FACTORY.token(scope="authz:check", exp=int(time.time()) + 6 * 3600))
+
+
+def caller(scope: str = "authz:check", **claims: object) -> tuple[tuple[str, str], ...]:
+    """A caller token made now: a module-level one expires (300 s) during a long suite run."""
+    return bearer(FACTORY.token(scope=scope, **claims))  # type: ignore[arg-type]
 
 
 def check_request(**overrides: object) -> authorization_pb2.CheckRequest:

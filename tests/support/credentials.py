@@ -124,7 +124,15 @@ class Pki:
     client_identity: str
 
 
-def make_pki(folder: Path, client_identity: str = "spiffe://acme/backend") -> Pki:
+def make_pki(
+    folder: Path,
+    client_identity: str = "spiffe://acme/backend",
+    *,
+    client_common_name: str = "backend",
+    client_sans: list[x509.GeneralName] | None = None,
+) -> Pki:
+    """`client_sans` replaces the client certificate's one URI SAN (`client_identity`); an empty
+    list gives it no SAN extension at all."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "policy-engine test CA")])
@@ -139,11 +147,11 @@ def make_pki(folder: Path, client_identity: str = "spiffe://acme/backend") -> Pk
     )
     client_key = ec.generate_private_key(ec.SECP256R1())
     client = _certificate(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "backend")]),
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_common_name)]),
         ca_name,
         client_key.public_key(),
         ca_key,
-        san=[x509.UniformResourceIdentifier(client_identity)],
+        san=[x509.UniformResourceIdentifier(client_identity)] if client_sans is None else client_sans,
     )
     paths = {}
     for name, obj in (("ca.pem", ca), ("server.pem", server), ("client.pem", client)):

@@ -12,7 +12,7 @@ from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.keys import KeySource
 from policy_engine.auth.tokens import TokenVerifier
 from policy_engine.errors import UnauthenticatedError
-from tests.support.credentials import AUDIENCE, ISSUER, TokenFactory, b64, jwks_server
+from tests.support.credentials import AUDIENCE, ISSUER, TokenFactory, b64, jwks_server, make_pki
 
 FACTORY = TokenFactory()
 
@@ -54,6 +54,34 @@ ATTACKS = {
     "jku to an attacker's keys": lambda: FACTORY.token("stranger", header={"jku": "http://evil.test/jwks"}),
     "x5u to an attacker's cert": lambda: FACTORY.token("stranger", header={"x5u": "http://evil.test/c.pem"}),
     "not a JWS": lambda: "not-a-token",
+    "lives ten years": lambda: FACTORY.token(exp=int(time.time()) + 10 * 365 * 86400),
+    "lives 25 hours": lambda: FACTORY.token(iat=int(time.time()) - 3600, exp=int(time.time()) + 24 * 3600),
+    "no iat and exp in a year": lambda: FACTORY.token(iat=None, exp=int(time.time()) + 365 * 86400),
+    "exp of 10**400": lambda: FACTORY.token(exp=10**400),
+    "iat of 10**400": lambda: FACTORY.token(iat=10**400),
+    "nbf of 10**400": lambda: FACTORY.token(nbf=10**400),
+    "exp of -10**400": lambda: FACTORY.token(exp=-(10**400)),
+    "exp of 1e400 (infinity when parsed)": lambda: FACTORY.raw(
+        json.dumps(FACTORY.claims(exp="__EXP__")).replace('"__EXP__"', "1e400")
+    ),
+    "exp negative": lambda: FACTORY.token(exp=-1),
+    "exp true": lambda: FACTORY.token(exp=True),
+    "exp a list": lambda: FACTORY.token(exp=[int(time.time()) + 60]),
+    "exp an object": lambda: FACTORY.token(exp={"$numberLong": "9999999999"}),
+    "iat as NaN": lambda: FACTORY.raw(json.dumps({**FACTORY.claims(), "iat": float("nan")})),
+    "iat as a string": lambda: FACTORY.token(iat="0"),
+    "nbf negative infinity": lambda: FACTORY.raw(json.dumps({**FACTORY.claims(), "nbf": float("-inf")})),
+    "sub with a zero-width space": lambda: FACTORY.token(sub="backend-service\u200b"),
+    "sub with a zero-width joiner inside": lambda: FACTORY.token(sub="ali\u200dce"),
+    "sub with a right-to-left override": lambda: FACTORY.token(sub="alice\u202egnp.exe"),
+    "sub with a Cyrillic look-alike": lambda: FACTORY.token(sub="b\u043eb"),
+    "sub in fullwidth letters": lambda: FACTORY.token(sub="\uff42\uff4f\uff42"),
+    "sub with a soft hyphen": lambda: FACTORY.token(sub="bo\u00adb"),
+    "sub with a no-break space": lambda: FACTORY.token(sub="bob\u00a0"),
+    "sub with a BOM": lambda: FACTORY.token(sub="\ufeffbob"),
+    "sub with a decomposed accent": lambda: FACTORY.token(sub="jose\u0301"),
+    "sub with a tab": lambda: FACTORY.token(sub="bob\tadmin"),
+    "sub with a wildcard": lambda: FACTORY.token(sub="*"),
 }
 
 
@@ -63,6 +91,37 @@ def test_attack_is_refused(verifier: TokenVerifier, attack: str) -> None:
     with pytest.raises(UnauthenticatedError) as caught:
         verifier.verify(ATTACKS[attack]())
     assert "BEGIN" not in str(caught.value) and "kty" not in str(caught.value)
+
+
+def test_odd_claims_are_refused_naming_the_claim(verifier: TokenVerifier) -> None:
+    """Huge, infinite, negative or non-numeric dates and unsafe subjects name the claim at fault."""
+    for claims, name in (
+        ({"exp": 10**400}, "exp"),
+        ({"iat": "0"}, "iat"),
+        ({"nbf": True}, "nbf"),
+        ({"sub": "bob\u200b"}, "sub"),
+    ):
+        with pytest.raises(UnauthenticatedError, match=f"token claim {name}:"):
+            verifier.verify(FACTORY.token(**claims))
+
+
+def test_lifetime_bound_is_configurable_and_fractional_dates_pass(tmp_path: Path) -> None:
+    """A week-long token passes a verifier allowing a week; fractional NumericDates are accepted."""
+    jwks = FACTORY.write_jwks(tmp_path / "jwks.json")
+    week = TokenVerifier(KeySource(jwks_file=jwks), issuer=ISSUER, audience=AUDIENCE, max_lifetime=7 * 86400)
+    now = time.time()
+    assert week.verify(FACTORY.token(iat=int(now), exp=int(now) + 6 * 86400)).subject == "backend-service"
+    assert week.verify(FACTORY.token(iat=now - 0.5, exp=now + 60.25)).subject == "backend-service"
+    with pytest.raises(UnauthenticatedError, match="lifetime"):
+        week.verify(FACTORY.token(iat=int(now), exp=int(now) + 8 * 86400))
+    with pytest.raises(ValueError, match="max_lifetime"):
+        TokenVerifier(KeySource(jwks_file=jwks), issuer=ISSUER, audience=AUDIENCE, max_lifetime=0)
+
+
+def test_safe_unicode_subjects_still_verify(verifier: TokenVerifier) -> None:
+    """Subjects in one script, composed (NFC) accents and e-mail or SPIFFE forms are accepted."""
+    for subject in ("josé", "Ελένη", "Дмитрий", "田中", "alice@example.com", "spiffe://acme/ns/x/sa/y", "auth0|123"):
+        assert verifier.verify(FACTORY.token(sub=subject)).subject == subject
 
 
 def test_hmac_only_with_explicit_secret(tmp_path: Path) -> None:
@@ -130,10 +189,11 @@ class TestCallerAuthenticator:
         with pytest.raises(UnauthenticatedError):
             auth.authenticate(f"Basic {FACTORY.token()}", None)
 
-    def test_mtls_identity_gets_configured_scopes(self) -> None:
+    def test_mtls_identity_gets_configured_scopes(self, tmp_path: Path) -> None:
         """A client certificate identity is a principal with the scopes configured for it."""
+        pki = make_pki(tmp_path, "spiffe://acme/b")
         auth = CallerAuthenticator(None, mtls=True, principals={"spiffe://acme/b": frozenset({"authz:check"})})
-        principal = auth.authenticate(None, "spiffe://acme/b")
+        principal = auth.authenticate(None, {"x509_pem_cert": [pki.client_cert.read_bytes()]})
         assert (principal.id, principal.method, principal.scopes) == ("spiffe://acme/b", "mtls", {"authz:check"})
 
 
