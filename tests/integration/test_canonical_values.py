@@ -358,9 +358,17 @@ class TestTokenIds:
 
     @pytest.mark.parametrize("sub", ["b\u200bob", "b\u043eb", "\uff42ob", "bob\u202e", "b\u00adob"])
     def test_confusable_token_subject_is_refused(self, token_channel: grpc.Channel, sub: str) -> None:
-        """A verified token whose sub or act.sub hides or imitates characters is refused, naming the field."""
-        assert invalid_field(self.token_check, token_channel, "web_search", sub=sub) == "subject.id"
-        assert invalid_field(self.token_check, token_channel, "web_search", act={"sub": f"agent:{sub}"}) == "actor.id"
+        """A signed token whose sub or act.sub hides or imitates characters is refused, naming
+        the claim: it never becomes a fresh identity."""
+        refusals = (
+            ({"sub": sub}, grpc.StatusCode.UNAUTHENTICATED, "token claim sub:"),
+            ({"act": {"sub": f"agent:{sub}"}}, grpc.StatusCode.INVALID_ARGUMENT, "subject_token: act.sub"),
+        )
+        for claims, code, named in refusals:
+            with pytest.raises(grpc.RpcError) as caught:
+                self.token_check(token_channel, "web_search", **claims)
+            assert caught.value.code() == code, caught.value.details()
+            assert caught.value.details().startswith(named), caught.value.details()
 
     def test_token_subject_compares_folded(self, token_channel: grpc.Channel) -> None:
         """A token for BOB is decided as bob: allowed what bob is, denied payments in any spelling."""

@@ -89,7 +89,7 @@ def test_batch_filter_and_list_hide_policy_text(stub) -> None:  # type: ignore[n
     items = [
         authorization_pb2.BatchCheckItem(action="invoke", resource=tool(name))
         for name in ("web_search", "payments_transfer", "sql_query")
-    ] + [authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="Bad"))]
+    ] + [authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id="a/../b"))]
     batch = stub.BatchCheck(
         authorization_pb2.BatchCheckRequest(tenant="acme", subject=types_pb2.Entity(id="dave"), items=items),
         metadata=caller(),
