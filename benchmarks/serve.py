@@ -1,29 +1,35 @@
 #!/usr/bin/env python3
-"""Serving benchmark: the real server against a trivial echo gRPC server, same load, one run.
+"""Serving benchmark on realistic traffic: the real server against a bare echo server, same messages.
 
-    .venv/bin/python benchmarks/serve.py                  # 1 server process
-    .venv/bin/python benchmarks/serve.py --workers 2      # `serve --workers 2`: N processes, one port
-    .venv/bin/python benchmarks/serve.py --phases check   # only Check against echo
-    .venv/bin/python benchmarks/serve.py --repeat 3       # every phase 3 times, medians of the bars
+    .venv/bin/python benchmarks/serve.py                       # 10,000-rule world, 1 server process
+    .venv/bin/python benchmarks/serve.py --rules 100000        # the 100,000-rule world
+    .venv/bin/python benchmarks/serve.py --workers 2           # `serve --workers 2`: N processes, one port
+    .venv/bin/python benchmarks/serve.py --phases check,names-check --repeat 3
 
-Starts `policy-engine serve` (SQLite, the example policies plus a generated
-set of 100,000 rules) and an echo server (grpc.aio, the same server options,
-answering Check with a constant), then drives both with the same load
-generator: `--clients` processes, `--inflight` requests in flight in total,
-each phase bounded by `--duration` seconds after a warm-up. Prints Check RPS,
-p50, p99 for both and the ratio; BatchCheck and FilterAllowed decisions/s at
-10, 100 and 1,000 items; FilterAllowed of 100 tools at 100k rules, unloaded;
-the server's CPU use in each phase (all its processes); and, from the server's
-metrics, how many decision-log entries were written and how many were lost
-(queue still full after audit.max_wait_seconds) over the whole run. Numbers, not assertions: tests never
-time anything.
+Generates the LLM-actions world of benchmarks/world.py (seeded: `--seed`), writes
+its policy set next to the example set, and starts `policy-engine serve` (SQLite,
+its defaults, decision log on, rate limits lifted) and an echo server (grpc.aio,
+the same server options, answering each method with a constant response of the
+request's size). Per phase, a fresh stream of the world's requests (attributes on
+every subject and resource, `--repeat-rate` of them re-sent, a mix of allows and
+every kind of denial) is sent to both by the same load generator (benchmarks/load.py).
+
+Phases: check (Check), batch50 and batch100 (BatchCheck), filter100 (FilterAllowed);
+and, only when asked, names-check: the constant names-only Check of the example set
+(alice's web_search without attributes), which measures a remembered answer, not
+the decision path. Printed per phase and server: decisions/s, p50, p99, CPU per
+decision of all the server's processes (from /proc, until the server is idle
+again, so the decision log's writing is included), the ratios to echo, the
+errors, and the sample check: every `--sample-every`-th answer against the
+world's expected decision, and the first `--oracle-sample` of those against
+pycasbin too. At the end: the decision cache's hit ratio and the decision log's
+entries by fate, from the server's metrics. Numbers, not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
 import shutil
 import socket
@@ -33,21 +39,29 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import load  # noqa: E402
+import traffic  # noqa: E402
+from oracle import Oracle  # noqa: E402
+from world import World  # noqa: E402
 
 from policy_engine import limits  # noqa: E402
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2  # noqa: E402
 
-BIG_RULES = 100_000
-BIG_ROLES = 1_000
+ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
+# The real server's settings in this benchmark (see start_real), given to the echo server too.
+MAX_CONCURRENT_RPCS = 100_000
+NAMES_CHECK = authorization_pb2.CheckRequest(
+    tenant="acme", subject=types_pb2.Entity(id="dave"), action="invoke",
+    resource=types_pb2.Resource(kind="tool", id="web_search"),
+)
 
 
 # ---------------------------------------------------------------- servers
@@ -60,16 +74,29 @@ def free_port() -> int:
 
 
 class _Echo(authorization_pb2_grpc.AuthorizationServiceServicer):
-    """Answers every Check with the same constant response: the floor of grpc.aio serving cost."""
+    """Answers with constant responses shaped like the real ones: the floor of grpc.aio serving cost."""
 
-    RESPONSE = authorization_pb2.CheckResponse(allowed=True, policy_version=1, decision_id="0" * 32)
+    CHECK = authorization_pb2.CheckResponse(allowed=True, policy_version=1, decision_id="0" * 32,
+                                            reason="allowed by a rule")
+
+    def __init__(self) -> None:
+        self._batches: dict[int, authorization_pb2.BatchCheckResponse] = {}
 
     async def Check(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802
-        return self.RESPONSE
+        return self.CHECK
 
+    async def BatchCheck(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802
+        size = len(request.items)
+        response = self._batches.get(size)
+        if response is None:
+            result = authorization_pb2.BatchCheckResult(allowed=True, reason="allowed by a rule", decision_id="0" * 32)
+            response = self._batches[size] = authorization_pb2.BatchCheckResponse(
+                policy_version=1, results=[result] * size)
+        return response
 
-# The real server's settings in this benchmark (see start_real), given to the echo server too.
-MAX_CONCURRENT_RPCS = 100_000
+    async def FilterAllowed(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802
+        return authorization_pb2.FilterAllowedResponse(
+            policy_version=1, allowed=request.candidates, allowed_indexes=range(len(request.candidates)))
 
 
 async def _echo_main(port: int) -> None:
@@ -83,34 +110,29 @@ async def _echo_main(port: int) -> None:
     await server.wait_for_termination()
 
 
-def write_policies(folder: Path) -> None:
-    """policies/default (the example) and policies/big: 100k rules, 1k roles, 2k users."""
+def write_policies(folder: Path, world: World) -> None:
+    """policies/default (the example, for the names-only Check) and the world's set."""
     shutil.copytree(ROOT / "policies" / "default", folder / "default")
-    big = folder / "big"
-    big.mkdir()
-    shutil.copy(ROOT / "policies" / "default" / "model.conf", big / "model.conf")
-    lines = [f"g, user{i}, role{i % BIG_ROLES}, acme" for i in range(2 * BIG_ROLES)]
-    lines += [f"p, role{i % BIG_ROLES}, *, tool:t{i}, invoke, True, allow" for i in range(BIG_RULES)]
-    (big / "policy.csv").write_text("\n".join(lines) + "\n")
+    world.write_bundle(folder / traffic.POLICY_SET)
 
 
-def wait_ready(target: str, timeout: float = 300) -> None:
+def wait_ready(target: str, probe: bytes, method: str = "Check", timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
-    request = check_request()
     with grpc.insecure_channel(target) as channel:
-        stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+        call = channel.unary_unary(load.SERVICE + method)
         while time.monotonic() < deadline:
             try:
-                stub.Check(request, timeout=2)
+                call(probe, timeout=5)
                 return
             except grpc.RpcError:
                 time.sleep(0.2)
     raise SystemExit(f"server at {target} did not answer in {timeout}s")
 
 
-def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit: bool = True) -> list[subprocess.Popen[bytes]]:
+def start_real(port: int, workers: int, scratch: Path, metrics_port: int, world: World,
+               audit: bool = True) -> list[subprocess.Popen[bytes]]:
     policies = scratch / "policies"
-    write_policies(policies)
+    write_policies(policies, world)
     # The server's default rate limits (per caller, per subject) would measure the limiter, not serving.
     config = scratch / "bench.yaml"
     config.write_text(
@@ -131,9 +153,10 @@ def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit:
     # cwd: the decision log's spill files and generated key go to ./var/audit
     log = (scratch / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch)
-    wait_ready(f"127.0.0.1:{port}")
+    probe = traffic.check_message(world.stream(seed=0).check("allow")).SerializeToString()
+    wait_ready(f"127.0.0.1:{port}", probe)
     if workers > 1:  # the supervisor starts the workers one after the other
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while f"{workers} workers serving" not in (scratch / "serve.log").read_text():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server did not start: {(scratch / 'serve.log').read_text()[-2000:]}")
@@ -141,24 +164,24 @@ def start_real(port: int, workers: int, scratch: Path, metrics_port: int, audit:
     return [process]
 
 
-def audit_counts(metrics_port: int, workers: int) -> dict[str, float]:
-    """Decision-log entries by fate (written, spilled, replayed, lost), summed over the workers."""
-    totals: dict[str, float] = {}
+def start_echo(port: int, workers: int) -> list[subprocess.Popen[bytes]]:
+    processes = [subprocess.Popen([sys.executable, __file__, "--echo-server", str(port)]) for _ in range(workers)]
+    wait_ready(f"127.0.0.1:{port}", NAMES_CHECK.SerializeToString())
+    return processes
+
+
+def metric_values(metrics_port: int, workers: int, name: str) -> list[tuple[str, float]]:
+    """(labels, value) of every sample of `name`, over the workers' metrics endpoints."""
+    values = []
     for index in range(workers):
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port + index}/metrics", timeout=5).read().decode()
         for line in text.splitlines():
-            if line.startswith("policy_engine_audit_entries{"):
-                fate = line.split('fate="', 1)[1].split('"', 1)[0]
-                totals[fate] = totals.get(fate, 0) + float(line.rsplit(" ", 1)[1])
-    return totals
+            if line.startswith(name + "{"):
+                values.append((line.split("{", 1)[1].split("}", 1)[0], float(line.rsplit(" ", 1)[1])))
+    return values
 
 
-def start_echo(port: int, workers: int) -> list[subprocess.Popen[bytes]]:
-    processes = [
-        subprocess.Popen([sys.executable, __file__, "--echo-server", str(port)]) for _ in range(workers)
-    ]
-    wait_ready(f"127.0.0.1:{port}")
-    return processes
+# ---------------------------------------------------------------- CPU from /proc
 
 
 def _stat(pid: int) -> list[str]:
@@ -190,7 +213,7 @@ def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
     return total / TICKS
 
 
-def wait_idle(processes: list[subprocess.Popen[bytes]], limit: float = 60.0) -> float:
+def wait_idle(processes: list[subprocess.Popen[bytes]], limit: float = 20.0) -> float:
     """Seconds until the server's processes use less than 5% of a core over half a second."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
@@ -201,243 +224,157 @@ def wait_idle(processes: list[subprocess.Popen[bytes]], limit: float = 60.0) -> 
     return time.monotonic() - started
 
 
-# ---------------------------------------------------------------- requests
+# ---------------------------------------------------------------- checking answers
 
 
-def _subject(subject: str = "dave") -> types_pb2.Entity:
-    return types_pb2.Entity(id=subject)
-
-
-def check_request() -> authorization_pb2.CheckRequest:
-    return authorization_pb2.CheckRequest(
-        tenant="acme", subject=_subject(), action="invoke", resource=types_pb2.Resource(kind="tool", id="web_search")
-    )
-
-
-def batch_request(n: int) -> authorization_pb2.BatchCheckRequest:
-    names = ("web_search", "sql_query", "shell_exec", "payments_transfer")
-    return authorization_pb2.BatchCheckRequest(
-        tenant="acme",
-        subject=_subject("bob"),
-        items=[
-            authorization_pb2.BatchCheckItem(action="invoke", resource=types_pb2.Resource(kind="tool", id=names[i % 4]))
-            for i in range(n)
-        ],
-    )
-
-
-def filter_request(n: int, policy_set: str = "", subject: str = "bob", prefix: str = "tool_") -> authorization_pb2.FilterAllowedRequest:
-    names = ("web_search", "sql_query", "shell_exec", "payments_transfer")
-    return authorization_pb2.FilterAllowedRequest(
-        policy_set=policy_set,
-        tenant="acme",
-        subject=_subject(subject),
-        action="invoke",
-        candidates=[
-            types_pb2.Resource(kind="tool", id=names[i % 4] if prefix == "tool_" else f"{prefix}{i * 997 % BIG_RULES}")
-            for i in range(n)
-        ],
-    )
-
-
-REQUESTS: dict[str, Callable[[], tuple[str, Any, int]]] = {
-    "check": lambda: ("Check", check_request(), 1),
-    **{f"batch{n}": (lambda n=n: ("BatchCheck", batch_request(n), n)) for n in (10, 100, 1000)},
-    **{f"filter{n}": (lambda n=n: ("FilterAllowed", filter_request(n), n)) for n in (10, 100, 1000)},
-    "filter_big": lambda: ("FilterAllowed", filter_request(100, "big", "user7", "t"), 100),
-}
-
-
-# ---------------------------------------------------------------- load
-
-
-def _client(
-    target: str, kind: str, inflight: int, connections: int, warmup: float, duration: float, out: Any
-) -> None:
-    method, request, _ = REQUESTS[kind]()
-
-    async def run() -> list[float]:
-        # A local subchannel pool per channel: otherwise channels of one process to one target
-        # share a single TCP connection.
-        channels = [
-            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(connections)
-        ]
-        calls = [getattr(authorization_pb2_grpc.AuthorizationServiceStub(channel), method) for channel in channels]
-        latencies: list[float] = []
-        start = time.perf_counter()
-        measure_from, stop_at = start + warmup, start + warmup + duration
-
-        async def worker(call: Any) -> None:
-            while (now := time.perf_counter()) < stop_at:
-                await call(request, timeout=30)
-                done = time.perf_counter()
-                if now >= measure_from:
-                    latencies.append(done - now)
-
-        try:
-            await asyncio.gather(*(worker(calls[i % connections]) for i in range(inflight)))
-        finally:
-            for channel in channels:
-                await channel.close()
-        return latencies
-
-    out.send(asyncio.run(run()))
-    out.close()
-
-
-def drive(
-    target: str, kind: str, clients: int, inflight: int, connections: int, warmup: float, duration: float
-) -> dict[str, float]:
-    """`clients` processes with `inflight` requests in flight in total, spread over `connections`
-    connections per process, for `duration` seconds."""
-    context = mp.get_context("spawn")
-    pipes, processes = [], []
-    per_client = [inflight // clients + (1 if i < inflight % clients else 0) for i in range(clients)]
-    for count in per_client:
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_client, args=(target, kind, count, connections, warmup, duration, send))
-        process.start()
-        pipes.append(receive)
-        processes.append(process)
-    latencies = sorted(lat for pipe in pipes for lat in pipe.recv())
-    for process in processes:
-        process.join()
-    _, _, items = REQUESTS[kind]()
-    count = len(latencies)
-    return {
-        "rps": count / duration,
-        "decisions": count * items / duration,
-        "p50": latencies[count // 2] * 1000 if count else float("nan"),
-        "p99": latencies[min(count - 1, int(count * 0.99))] * 1000 if count else float("nan"),
-    }
-
-
-def unloaded(target: str, kind: str, count: int) -> dict[str, float]:
-    """One request at a time: the latency of a single call with nothing else going on."""
-    method, request, _ = REQUESTS[kind]()
-    with grpc.insecure_channel(target) as channel:
-        call = getattr(authorization_pb2_grpc.AuthorizationServiceStub(channel), method)
-        for _ in range(20):
-            call(request, timeout=30)
-        latencies = []
-        for _ in range(count):
-            start = time.perf_counter()
-            call(request, timeout=30)
-            latencies.append(time.perf_counter() - start)
-    latencies.sort()
-    return {
-        "p50": statistics.median(latencies) * 1000,
-        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "max": latencies[-1] * 1000,
-    }
+def sample_check(world: World, oracle: Oracle, phase: traffic.Traffic, samples: list[tuple[int, bytes]],
+                 oracle_limit: int) -> dict[str, int]:
+    """Compare sampled answers with the world's expected decisions (and pycasbin's, for the first ones)."""
+    checked = wrong = judged = disputed = 0
+    for index, response in samples:
+        got = traffic.answers(phase.kind, response)
+        asks = phase.asks(index)
+        if len(got) != len(asks):
+            wrong += len(asks)
+            continue
+        for ask, allowed in zip(asks, got):
+            expected = world.expected(ask)[0]
+            checked += 1
+            wrong += allowed != expected
+            if judged < oracle_limit:
+                judged += 1
+                disputed += oracle.allowed(ask) != expected
+    return {"checked": checked, "wrong": wrong, "oracle": judged, "oracle_disagrees": disputed}
 
 
 # ---------------------------------------------------------------- main
 
 
-def _summary(values: list[float], unit: str = "", spec: str = ".2f") -> str:
+def _summary(values: list[float], spec: str = ".2f") -> str:
     """One measure, or the median of several with each of them."""
     if len(values) == 1:
-        return f"{values[0]:{spec}}{unit}"
-    each = ", ".join(f"{value:{spec}}" for value in values)
-    return f"{statistics.median(values):{spec}}{unit} (median of {len(values)}: {each})"
+        return f"{values[0]:{spec}}"
+    return f"{statistics.median(values):{spec}} ({', '.join(f'{value:{spec}}' for value in values)})"
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - a script's main, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=10_000, help="size of the generated world, in policy lines")
+    parser.add_argument("--seed", type=int, default=7, help="the world's seed")
+    parser.add_argument("--repeat-rate", type=float, default=0.1,
+                        help="share of requests re-sent from the recent ones (others are new draws)")
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--clients", type=int, default=4, help="load generator processes")
     parser.add_argument("--inflight", type=int, default=64, help="requests in flight, in total")
-    parser.add_argument("--connections", type=int, default=2,
-                        help="connections per client process (with --workers, the kernel spreads "
-                             "connections, not requests, over the workers)")
+    parser.add_argument("--connections", type=int, default=2, help="connections per client process")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring, per phase")
-    parser.add_argument("--no-audit", action="store_true",
-                        help="disable the decision log (to see what serving costs without it)")
-    parser.add_argument("--phases", default="all",
-                        help="comma-separated subset of: check, batch, filter, unloaded (default: all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run each phase this many times (echo and Check alternating) and print "
-                             "the median of the bar's measures: runs here differ by up to 30%%")
+    parser.add_argument("--no-audit", action="store_true", help="disable the decision log")
+    parser.add_argument("--phases", default="check,batch50,batch100,filter100",
+                        help="comma-separated, of: check, batch50, batch100, filter100, names-check")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every phase (medians printed)")
+    parser.add_argument("--sample-every", type=int, default=25, help="check every n-th answer of a client")
+    parser.add_argument("--oracle-sample", type=int, default=150,
+                        help="sampled decisions per phase also judged by pycasbin")
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
         asyncio.run(_echo_main(args.echo_server))
         return
+    phases = [phase for phase in args.phases.split(",") if phase]
+    unknown = [phase for phase in phases if phase not in [*traffic.PHASES, "names-check"]]
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(unknown)}")
 
-    print(f"machine: {os.cpu_count()} cores; server workers: {args.workers}; client processes: {args.clients}; "
-          f"in flight: {args.inflight}; connections: {args.clients * args.connections}; "
-          f"{args.duration:g}s per phase after {args.warmup:g}s warm-up; "
-          f"load average before: {os.getloadavg()[0]:.2f}; decision log: {'off' if args.no_audit else 'on'}")
-    phases = {"check", "batch", "filter", "unloaded"} if args.phases == "all" else set(args.phases.split(","))
-    phase = dict(clients=args.clients, inflight=args.inflight, connections=args.connections,
-                 warmup=args.warmup, duration=args.duration)
-    with tempfile.TemporaryDirectory(prefix="pe-bench-") as scratch:
+    world = World.generate(args.rules, args.seed)
+    oracle = Oracle(world)
+    print(f"machine: {os.cpu_count()} cores, load average before {os.getloadavg()[0]:.2f}; server workers "
+          f"{args.workers}; {args.clients} client processes, {args.inflight} in flight, "
+          f"{args.clients * args.connections} connections; {args.duration:g}s per phase after {args.warmup:g}s "
+          f"warm-up; decision log {'off' if args.no_audit else 'on'}")
+    print(f"world: {world.rule_count:,} rules (seed {args.seed}), {len(world.tenants)} tenants, "
+          f"{len(world.users):,} users; requests re-sent: {args.repeat_rate:.0%}")
+    load_options = dict(clients=args.clients, inflight=args.inflight, connections=args.connections,
+                        warmup=args.warmup, duration=args.duration, sample_every=args.sample_every)
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pe-bench-") as directory:
+        scratch = Path(directory)
         echo_port, real_port, metrics_port = free_port(), free_port(), free_port()
         echo = start_echo(echo_port, args.workers)
         started = time.monotonic()
-        real = start_real(real_port, args.workers, Path(scratch), metrics_port, audit=not args.no_audit)
-        print(f"real server ready in {time.monotonic() - started:.1f}s (example set + {BIG_RULES:,}-rule set)")
+        (scratch / "real").mkdir()
+        real = start_real(real_port, args.workers, scratch / "real", metrics_port, world, audit=not args.no_audit)
+        print(f"real server ready in {time.monotonic() - started:.1f}s", flush=True)
+        print(f"{'phase':<22}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/dec':>11}"
+              f"{'errors':>8}  sample check")
+        table: dict[str, dict[str, list[float]]] = {}
         try:
-            rows = []
-
-            def measure(name: str, target: str, kind: str, processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-                cpu, wall = cpu_seconds(processes), time.monotonic()
-                result = drive(target, kind, **phase)
-                # over the whole phase (client start-up and warm-up included): an average, not a peak
-                result["cpu"] = (cpu_seconds(processes) - cpu) / (time.monotonic() - wall)
-                rows.append((name, result))
-                print(f"{name:<28} {result['rps']:>9,.0f} RPS {result['decisions']:>10,.0f} decisions/s  "
-                      f"p50 {result['p50']:6.2f} ms  p99 {result['p99']:6.2f} ms  server CPU {result['cpu']:.2f} cores",
-                      flush=True)
-                return result
-
-            repeat = args.repeat
-            if "check" in phases:
-                # Echo and Check alternate, so that each ratio compares neighbouring minutes.
-                ratios, p99_ratios = [], []
-                for _ in range(repeat):
-                    echo_result = measure("echo Check", f"127.0.0.1:{echo_port}", "check", echo)
-                    check_result = measure("Check", f"127.0.0.1:{real_port}", "check", real)
-                    ratios.append(check_result["rps"] / echo_result["rps"])
-                    p99_ratios.append(check_result["p99"] / echo_result["p99"])
-                print(f"Check / echo: RPS ratio {_summary(ratios)} (bar >= 0.80), "
-                      f"p99 ratio {_summary(p99_ratios)} (bar <= 1.50)")
-            batch100: list[float] = []
-            for _ in range(repeat if "batch" in phases else 0):
-                for n in (10, 100, 1000):
-                    result = measure(f"BatchCheck x{n}", f"127.0.0.1:{real_port}", f"batch{n}", real)
-                    if n == 100:
-                        batch100.append(result["decisions"])
-            for _ in range(repeat if "filter" in phases else 0):
-                for n in (10, 100, 1000):
-                    measure(f"FilterAllowed x{n}", f"127.0.0.1:{real_port}", f"filter{n}", real)
-            if "unloaded" in phases:
-                big_p99 = []
-                for _ in range(repeat):
-                    # After the loaded phases the server may still finish abandoned calls and the
-                    # decision-log writer drain its queue; wait until the server is idle.
-                    idle_after = wait_idle(real)
-                    big = unloaded(f"127.0.0.1:{real_port}", "filter_big", 500)
-                    big_p99.append(big["p99"])
-                    print(f"FilterAllowed x100 at {BIG_RULES:,} rules, unloaded: p50 {big['p50']:.2f} ms  "
-                          f"p99 {big['p99']:.2f} ms  max {big['max']:.2f} ms (bar p99 <= 5 ms; "
-                          f"server idle after {idle_after:.1f}s)")
-                if repeat > 1:
-                    print(f"FilterAllowed x100 at {BIG_RULES:,} rules, unloaded: p99 {_summary(big_p99, ' ms')}")
-            if batch100:
-                print(f"BatchCheck x100: {_summary(batch100, ' decisions/s', ',.0f')} (bar >= 60,000)")
-            time.sleep(2.5)  # the gauges are refreshed every second; let the writers catch up
-            fates = audit_counts(metrics_port, args.workers)
-            print("decision log over the run: " + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items()))
-                  + " (lost: the queue still full after the backpressure wait)")
+            for round_ in range(args.repeat):
+                for kind in phases:
+                    if kind == "names-check":
+                        messages, size, method, phase = [NAMES_CHECK.SerializeToString()], 1, "Check", None
+                        note = "(constant, answered from memory)"
+                    else:
+                        spec = traffic.PHASES[kind]
+                        count = int(spec.rate * (args.warmup + args.duration))
+                        phase = traffic.draw(world, kind, count, seed=1_000 * round_ + phases.index(kind) + 1,
+                                             repeat_rate=args.repeat_rate)
+                        messages, size, method = phase.messages, spec.size, spec.method
+                        note = f"(repeats in stream {phase.repeat_rate:.1%})"
+                    path = load.save_messages(scratch / f"{kind}-{round_}.bin", messages)
+                    order = [("echo", echo_port, echo), ("server", real_port, real)]
+                    results = {}
+                    for name, port, processes in order if round_ % 2 == 0 else order[::-1]:
+                        cpu = cpu_seconds(processes)
+                        result = load.drive(f"127.0.0.1:{port}", method, path, size, **load_options)
+                        wait_idle(processes)
+                        result["cpu_us"] = (cpu_seconds(processes) - cpu) / max(result["completed"] * size, 1) * 1e6
+                        results[name] = result
+                        check = ""
+                        if name == "server" and phase is not None:
+                            verdict = sample_check(world, oracle, phase, result["samples"], args.oracle_sample)
+                            check = (f"{verdict['wrong']} wrong of {verdict['checked']}; pycasbin disagrees with "
+                                     f"the world on {verdict['oracle_disagrees']} of {verdict['oracle']}")
+                            if verdict["wrong"] or verdict["oracle_disagrees"] or not verdict["checked"]:
+                                failures.append(f"{kind}: {check}")
+                        if result["errors"]:
+                            failures.append(f"{kind} {name}: {len(result['errors'])} errors, "
+                                            f"first: {result['errors'][0]}")
+                        if result["wrapped"] and name == "server" and phase is not None:
+                            check += " (messages wrapped around: more repeats than stated)"
+                        label = f"{kind} {name}"
+                        print(f"{label:<22}{result['decisions']:>12,.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+                              f"{result['cpu_us']:>11.1f}{len(result['errors']):>8}  {check}", flush=True)
+                    row = table.setdefault(kind, {"ratio": [], "cpu_ratio": [], "decisions": []})
+                    row["ratio"].append(results["server"]["decisions"] / results["echo"]["decisions"])
+                    row["cpu_ratio"].append(results["server"]["cpu_us"] / max(results["echo"]["cpu_us"], 1e-9))
+                    row["decisions"].append(results["server"]["decisions"])
+                    print(f"{kind}: server / echo decisions/s {row['ratio'][-1]:.2f}, CPU per decision "
+                          f"{row['cpu_ratio'][-1]:.2f}x echo's {note}", flush=True)
+            print("summary (median over rounds, each round's in brackets):")
+            for kind, row in table.items():
+                print(f"  {kind:<12} decisions/s {_summary(row['decisions'], ',.0f')}; "
+                      f"/ echo {_summary(row['ratio'])}; CPU per decision / echo {_summary(row['cpu_ratio'])}")
+            time.sleep(2.5)  # the gauges are refreshed every second
+            ratios = [value for labels, value in metric_values(metrics_port, args.workers,
+                                                               "policy_engine_cache_hit_ratio")
+                      if f'policy_set="{traffic.POLICY_SET}"' in labels]
+            fates: dict[str, float] = {}
+            for labels, value in metric_values(metrics_port, args.workers, "policy_engine_audit_entries"):
+                fate = labels.split('fate="', 1)[1].split('"', 1)[0]
+                fates[fate] = fates.get(fate, 0) + value
+            print("decision cache hit ratio of the world's set since load, per worker: "
+                  + (", ".join(f"{ratio:.1%}" for ratio in ratios) or "not exposed"))
+            print("decision log over the run: " + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items())))
         finally:
             for process in echo + real:
                 process.terminate()
             for process in echo + real:
                 process.wait(60)
+    if failures:
+        print("\n!!! THE SERVER GAVE WRONG ANSWERS OR ERRORS !!!\n" + "\n".join(failures))
+        raise SystemExit(1)
+    print("sample check: 0 wrong decisions, 0 errors")
 
 
 if __name__ == "__main__":
