@@ -1,11 +1,13 @@
 """A/B of the serving path: this tree's server against another revision's, same load.
 
     .venv/bin/python benchmarks/ab.py --base 8aabb16            # 6 rounds
-    .venv/bin/python benchmarks/ab.py --base /some/checkout --rounds 10 --phase batch100
+    .venv/bin/python benchmarks/ab.py --base /some/checkout --rounds 10 --phase batch50 --rules 100000
 
 Starts the echo server and two real servers (`serve.py`'s settings): this tree's, and the
 base's (a git revision, checked out in a temporary worktree, or a directory holding a
-checkout), each run from its own source with PYTHONPATH. Every round measures echo, then both
+checkout), each run from its own source with PYTHONPATH, serving the generated world of
+benchmarks/world.py. Every round draws new requests of the phase from the world (the same
+messages for echo and both servers; `names-check` is the constant names-only Check), measures echo, then both
 real servers, the order of the two alternating (A B, B A, ...): on this host the phase right
 after echo's ran about 5% faster, enough to fake a gain. Printed per phase: RPS and, per
 request, the CPU of the whole machine, of the server's threads by name and of its child
@@ -28,7 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import serve  # noqa: E402 - the servers, requests and load generator of the serving benchmark
+import load  # noqa: E402 - the load generator of the serving benchmark
+import serve  # noqa: E402 - its servers
+import traffic  # noqa: E402
+from world import World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP, DURATION = 1.0, 5.5
@@ -57,7 +62,7 @@ def thread_seconds(root: int) -> dict[str, float]:
     return seconds
 
 
-def phase(label: str, port: int, server: subprocess.Popen[bytes], kind: str) -> float:
+def phase(label: str, port: int, server: subprocess.Popen[bytes], kind: str, messages: Path) -> float:
     """Drive `server` for one phase; print its RPS and where the CPU went; return the RPS."""
     readings: list[tuple[tuple[float, float], dict[str, float]]] = []
 
@@ -69,9 +74,12 @@ def phase(label: str, port: int, server: subprocess.Popen[bytes], kind: str) -> 
 
     reader = threading.Thread(target=read_window)
     reader.start()
-    result = serve.drive(f"127.0.0.1:{port}", kind, clients=4, inflight=64, connections=2,
-                         warmup=WARMUP, duration=DURATION)
+    method, size = ("Check", 1) if kind == "names-check" else (traffic.PHASES[kind].method, traffic.PHASES[kind].size)
+    result = load.drive(f"127.0.0.1:{port}", method, messages, size, clients=4, inflight=64, connections=2,
+                        warmup=WARMUP, duration=DURATION)
     reader.join()
+    if result["errors"]:
+        print(f"{label}: {len(result['errors'])} errors, first: {result['errors'][0]}")
     ((busy0, total0), threads0), ((busy1, total1), threads1) = readings
     requests = result["rps"] * WINDOW
     per_thread = {name: (threads1[name] - threads0.get(name, 0.0)) / requests * 1e6 for name in threads1}
@@ -85,6 +93,14 @@ def phase(label: str, port: int, server: subprocess.Popen[bytes], kind: str) -> 
     return result["rps"]
 
 
+def draw(world: World, kind: str, round_: int) -> list[bytes]:
+    """A round's messages: enough new requests of the phase for one server's run."""
+    if kind == "names-check":
+        return [serve.NAMES_CHECK.SerializeToString()]
+    count = int(traffic.PHASES[kind].rate * (WARMUP + DURATION))
+    return traffic.draw(world, kind, count, seed=round_ + 1).messages
+
+
 def checkout(base: str, scratch: Path) -> tuple[Path, Callable[[], None]]:
     """A directory holding the base's source, and how to clean it up."""
     if Path(base).is_dir():
@@ -96,14 +112,14 @@ def checkout(base: str, scratch: Path) -> tuple[Path, Callable[[], None]]:
                                         check=False, capture_output=True)
 
 
-def start(tree: Path, scratch: Path) -> tuple[int, subprocess.Popen[bytes]]:
+def start(tree: Path, scratch: Path, world: World) -> tuple[int, subprocess.Popen[bytes]]:
     """A real server run from the source in `tree` (PYTHONPATH is inherited by its children)."""
     port = serve.free_port()
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(tree)
     try:
         scratch.mkdir()
-        [process] = serve.start_real(port, 1, scratch, serve.free_port())
+        [process] = serve.start_real(port, 1, scratch, serve.free_port(), world)
     finally:
         if before is None:
             os.environ.pop("PYTHONPATH")
@@ -116,23 +132,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="git revision or directory of the code to compare with")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--phase", default="check", choices=sorted(serve.REQUESTS), help="request kind")
+    parser.add_argument("--phase", default="check", choices=[*traffic.PHASES, "names-check"], help="request kind")
+    parser.add_argument("--rules", type=int, default=10_000, help="size of the generated world, in policy lines")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pe-ab-") as directory:
         scratch = Path(directory)
         base_tree, remove = checkout(args.base, scratch)
         processes: list[subprocess.Popen[bytes]] = []
+        world = World.generate(args.rules)
         try:
             echo_port = serve.free_port()
             processes += serve.start_echo(echo_port, 1)
-            ours_port, ours = start(ROOT, scratch / "ours")
-            base_port, base = start(base_tree, scratch / "base-server")
+            ours_port, ours = start(ROOT, scratch / "ours", world)
+            base_port, base = start(base_tree, scratch / "base-server", world)
             processes += [ours, base]
             gains = []
             for round_ in range(args.rounds):
-                echo_rps = phase("echo", echo_port, processes[0], args.phase)
+                messages = load.save_messages(scratch / f"round-{round_}.bin", draw(world, args.phase, round_))
+                echo_rps = phase("echo", echo_port, processes[0], args.phase, messages)
                 order = [("A", ours_port, ours), ("B", base_port, base)]
-                rps = {label: phase(label, port, server, args.phase)
+                rps = {label: phase(label, port, server, args.phase, messages)
                        for label, port, server in (order if round_ % 2 == 0 else order[::-1])}
                 gains.append(rps["A"] / rps["B"])
                 print(f"round {round_ + 1}: A/B {gains[-1]:.3f}, A/echo {rps['A'] / echo_rps:.2f}, "

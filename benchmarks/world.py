@@ -446,7 +446,9 @@ class Stream:
             else:
                 action, own = "read", [world.scope(tenant, s) for s in catalog.scopes]
             candidates = {resource.key: resource for resource in rng.sample(own, min(size, len(own)))}
-            while len(candidates) < size:  # the app's list also holds what other tenants registered
+            for _ in range(size * 20):  # the app's list also holds what other tenants registered
+                if len(candidates) == size:
+                    break
                 other = world.catalogs[rng.choice(world.tenants)]
                 names = list(other.tools if action == "invoke" else other.scopes)
                 name = rng.choice(names)
