@@ -49,22 +49,21 @@ class Oracle:
     """pycasbin's answer to an Ask: the subject, and the actor when there is one, must both be allowed."""
 
     def __init__(self, world: World, *, whole: bool = False) -> None:
-        self._lines = world.policy_text.splitlines()
-        self._whole = enforcer(self._lines) if whole else None
+        lines = world.policy_text.splitlines()
+        self._whole = enforcer(lines) if whole else None
         self._enforcers: dict[tuple[str, str], casbin.Enforcer] = {}
+        self._by_domain: dict[str, list[list[str]]] = {}  # domain -> the fields of its lines
+        for line in lines:
+            fields = [field.strip() for field in line.split(",")]
+            self._by_domain.setdefault(fields[3] if fields[0] == "g" else fields[2], []).append(fields)
 
     def _for(self, tenant: str, action: str) -> casbin.Enforcer:
         if self._whole is not None:
             return self._whole
         found = self._enforcers.get((tenant, action))
         if found is None:
-            kept = []
-            for line in self._lines:
-                fields = [field.strip() for field in line.split(",")]
-                if fields[0] == "g" and fields[3] == tenant:
-                    kept.append(line)
-                elif fields[0] == "p" and fields[2] in (tenant, "*") and fields[4] == action:
-                    kept.append(line)
+            kept = [", ".join(fields) for domain in (tenant, "*") for fields in self._by_domain.get(domain, [])
+                    if fields[0] == "g" or fields[4] == action]
             found = self._enforcers[(tenant, action)] = enforcer(kept)
         return found
 

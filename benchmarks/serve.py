@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,12 @@ def main() -> None:  # noqa: C901 - a script's main, read top to bottom
                                              repeat_rate=args.repeat_rate)
                         messages, size, method = phase.messages, spec.size, spec.method
                         note = f"(repeats in stream {phase.repeat_rate:.1%})"
+                        outcomes = Counter(world.expected(ask)[1] for index in range(len(phase.requests))
+                                           for ask in phase.asks(index))
+                        total = sum(outcomes.values())
+                        print(f"{kind} traffic: {len(messages):,} requests, {total:,} decisions; expected "
+                              + ", ".join(f"{name} {count / total:.0%}" for name, count in outcomes.most_common()),
+                              flush=True)
                     path = load.save_messages(scratch / f"{kind}-{round_}.bin", messages)
                     order = [("echo", echo_port, echo), ("server", real_port, real)]
                     results = {}
