@@ -205,7 +205,9 @@ class World:
         per_tenant = max(6.0, (rules - fixed) / tenants)
         scopes = max(3, round(per_tenant * 0.3))  # two lines each (read, write)
         tools = max(2, round((per_tenant - 2 * scopes) / 1.08))  # one line each, 8% also disabled
-        tool_names = [f"{noun}_{verb}" for noun in NOUNS for verb in VERBS]
+        # A tenant's own tool never shares an id with a global one: two grants of one tool would
+        # disagree on its risk.
+        tool_names = [f"{noun}_{verb}" for noun in NOUNS for verb in VERBS if f"{noun}_{verb}" not in global_tools]
         scope_names = [f"{dept}/{name}" for dept in DEPARTMENTS if dept != "public" for name in COLLECTIONS]
         for t in names:
             catalog = catalogs[t]

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from oracle import Oracle  # noqa: E402
-from world import CHECK_MIX, DENIALS, World  # noqa: E402
+from world import CHECK_MIX, DENIALS, Ask, World  # noqa: E402
 
 from policy_engine.bundle import compile_bundle, load_bundle, run_bundle_tests  # noqa: E402
 
@@ -42,6 +42,20 @@ def test_world_size_follows_the_requested_rule_count() -> None:
     assert len(world.tenants) == 200 and len(world.users) == 4_000
 
 
+def test_no_tenant_grants_a_resource_that_is_granted_everywhere() -> None:
+    """No tenant rule re-grants a resource that a global rule grants (two grants, two risks)."""
+    world = World.generate(rules=10_000, seed=7)
+    granted: dict[str, set[tuple[str, str]]] = {}
+    for line in world.policy_text.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if fields[0] == "p" and fields[-1] == "allow" and not fields[3].endswith("*"):
+            granted.setdefault(fields[2], set()).add((fields[3], fields[4]))
+    everywhere = granted.pop("*")
+    assert everywhere
+    for tenant, own in granted.items():
+        assert not own & everywhere, (tenant, own & everywhere)
+
+
 def test_checks_reach_every_intended_outcome(world: World) -> None:
     """Every kind of denial and the allow can be drawn, and the world expects what was intended."""
     stream = world.stream(seed=5, repeat_rate=0.0)
@@ -60,6 +74,23 @@ def test_expected_decisions_equal_pycasbin(world: World) -> None:
     assert {world.expected(ask)[1] for ask in asks} == {"allow", *DENIALS}
     for ask in asks:
         assert judge.allowed(ask) == world.expected(ask)[0], (ask, world.expected(ask))
+
+
+def test_every_resource_of_a_tenant_is_expected_as_pycasbin_decides(world: World) -> None:
+    """Each tool and data scope of a tenant, asked by a user of every role, gets pycasbin's decision."""
+    judge = Oracle(world)
+    users = {}
+    for user in world.users:
+        users.setdefault(user.level, user)
+    assert sorted(users) == [0, 1, 2, 3]
+    for user in users.values():
+        tenant, catalog = user.home, world.catalogs[user.home]
+        resources = [("invoke", world.tool(tenant, tool)) for tool in [*world.global_tools, *catalog.tools]]
+        resources += [("read", world.scope(tenant, scope)) for scope in catalog.scopes]
+        attributes = (("home_tenant", user.home), ("mfa", True), ("clearance", user.clearance))
+        for action, resource in resources:
+            ask = Ask(tenant, user.id, attributes, None, action, resource)
+            assert judge.allowed(ask) == world.expected(ask)[0], (ask, world.expected(ask))
 
 
 def test_oracle_by_tenant_and_action_equals_pycasbin_with_every_rule(world: World) -> None:
