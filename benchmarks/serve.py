@@ -41,7 +41,6 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -372,7 +371,8 @@ def main() -> None:  # noqa: C901 - a script's main, read top to bottom
                 fates[fate] = fates.get(fate, 0) + value
             print("decision cache hit ratio of the world's set since load, per worker: "
                   + (", ".join(f"{ratio:.1%}" for ratio in ratios) or "not exposed"))
-            print("decision log over the run: " + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items())))
+            print("decision log over the run: "
+                  + ", ".join(f"{fate} {count:,.0f}" for fate, count in sorted(fates.items())))
         finally:
             for process in echo + real:
                 process.terminate()

@@ -17,7 +17,8 @@ from google.protobuf import struct_pb2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policy_engine.v1 import authorization_pb2, types_pb2  # noqa: E402
-from world import Ask, Batch, Resource, Stream, World  # noqa: E402
+from stream import Stream  # noqa: E402
+from world import Ask, Batch, Resource, World  # noqa: E402
 
 __all__ = ["PHASES", "POLICY_SET", "Phase", "Traffic", "answers", "draw"]
 
