@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000, help="calls per round (batches: divide by 10)")
     parser.add_argument("--no-audit", action="store_true", help="decision log off")
     parser.add_argument("--rules", type=int, default=10_000, help="size of the generated world, in policy lines")
+    parser.add_argument("--small", action="store_const", dest="rules", const=1_000,
+                        help="a 1,000-rule world (faster start)")
     parser.add_argument("--callgrind", action="store_true", help="zero and dump callgrind's counters")
     args = parser.parse_args()
     kinds = [kind for kind in args.kinds.split(",") if kind]
