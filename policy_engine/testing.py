@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy_engine.config import AuditSettings, ThreatSettings
+from policy_engine.config import AdmissionSettings, AuditSettings, ThreatSettings
 from policy_engine.config import SecuritySettings, Settings
 from policy_engine.server.app import RunningServer, start_server
 
@@ -53,6 +53,7 @@ def running_server(
     security: SecuritySettings | None = None,
     audit: AuditSettings | None = None,
     threats: ThreatSettings | None = None,
+    admission: AdmissionSettings | None = None,
 ) -> Iterator[ServerHandle]:
     """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
@@ -73,6 +74,7 @@ def running_server(
             if audit is not None
             else AuditSettings(spill_dir=Path(scratch) / "audit", writer="thread"),
             threats=threats if threats is not None else ThreatSettings(),
+            admission=admission if admission is not None else AdmissionSettings(),
         )
         loop = asyncio.new_event_loop()
         started: dict[str, RunningServer | BaseException] = {}

@@ -133,6 +133,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
             audit=config.audit,
             threats=config.threats,
             metrics_listen=args.metrics_listen or config.metrics_listen,
+            admission=config.admission,
         )
         asyncio.run(_serve(settings, args.worker_index, args.ready_fd))
     except (ConfigError, InsecureBindError, SchemaOutdatedError, StoreError, OSError) as exc:

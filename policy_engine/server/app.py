@@ -139,10 +139,11 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
 
     security = settings.security
     server = grpc.aio.server(
-        interceptors=[EdgeInterceptor(build_guard(security))],
+        interceptors=[EdgeInterceptor(build_guard(security), settings.admission)],
         options=[("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES)],
-        # Beyond this many RPCs in flight, new ones are shed with RESOURCE_EXHAUSTED
-        # instead of queueing until latency collapses.
+        # grpc.aio stops taking calls beyond this many in flight: the rest wait unseen until
+        # their callers give up (CANCELLED). A backstop only; overload is shed earlier, with
+        # RESOURCE_EXHAUSTED, by the EdgeInterceptor's admission (server/admission.py).
         maximum_concurrent_rpcs=security.rate_limits.max_concurrent_rpcs,
     )
     if security.tls is not None:

@@ -14,6 +14,7 @@ from policy_engine.auth.authorizer import RpcAuthorizer
 from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.peers import peer_identity
 from policy_engine.auth.principal import Principal
+from policy_engine.config import AdmissionSettings
 from policy_engine.errors import (
     BundleError,
     InvalidRequestError,
@@ -29,6 +30,7 @@ from policy_engine.errors import (
 )
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
+from policy_engine.server.admission import Admission
 from policy_engine.server.context import current_principal
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
 from policy_engine.v1 import authorization_pb2
@@ -94,8 +96,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     where errors become gRPC statuses. The wrapped handler of each method is built once.
     """
 
-    def __init__(self, guard: Guard | None = None) -> None:
+    def __init__(self, guard: Guard | None = None, admission: AdmissionSettings | None = None) -> None:
         self._guard = guard
+        self.admission = Admission(admission or AdmissionSettings(enabled=False), _DECISIONS_ASKED)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
@@ -103,6 +106,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        self.admission.call_taken()
         handler = await continuation(handler_call_details)
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED; nothing to remember
             return None
@@ -111,15 +115,17 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if known is not None and known[0] is handler:
             return known[1]
         guard = None if method.startswith(UNGUARDED_PREFIX) else self._guard
-        wrapped = _rewrap(handler, _unary(guard, method), _stream(guard, method))
+        wrapped = _rewrap(handler, _unary(guard, method, self.admission), _stream(guard, method))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
+def _unary(guard: Guard | None, method: str, admission: Admission) -> Callable[[Any], Any]:
     def wrap(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            admitted = 0
             try:
+                admitted = admission.admit(method, request, context)
                 if guard is None:
                     return await inner(request, context)
                 peer = context.peer()
@@ -133,6 +139,8 @@ def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
                 raise
             except Exception as exc:
                 await _abort(context, exc, method)
+            finally:
+                admission.release(admitted)
 
         return call
 
