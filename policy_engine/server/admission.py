@@ -1,15 +1,15 @@
 """Admission of decision RPCs: serve what fits in a latency budget, refuse the rest at once.
 
 A process serves every RPC on one asyncio loop, and grpc.aio takes one call from grpc's
-queue per turn of that loop: beyond capacity, calls wait in grpc's queue, unseen, and
-every answer is late (grpc's own `maximum_concurrent_rpcs` only stops taking calls, so
-the waiting ones end CANCELLED when their callers give up). A decision RPC is admitted
-when both hold:
+queue per turn of that loop: beyond capacity, calls wait in grpc's queue, unseen by the
+process, and every answer is late (grpc's own `maximum_concurrent_rpcs` only stops taking
+calls, so the waiting ones end CANCELLED when their callers give up). A decision RPC is
+admitted when both hold:
 
-- it has waited at most `queue_budget_ms` since it reached the server: the time since
-  grpc handed it over (one trip through the loop), and, when the caller sent the
-  attempt's timeout in `x-timeout-ms` (the SDK does), that timeout minus the time left
-  to grpc's deadline, which is when the call arrived, so its time in grpc's queue too;
+- it has waited at most `queue_budget_ms` since it reached the server. grpc tells the
+  server only the call's deadline, set when the call arrived; a caller that sends the
+  attempt's timeout in `x-timeout-ms` (the SDK does) lets the server tell the wait apart:
+  the timeout minus the time left. A call without it is taken as not having waited;
 - the decisions in flight in handlers (a batch item or filter candidate is one; work that
   waits inside a handler: decision-log room, `min_version`) stay within
   `max_in_flight_decisions`, unless nothing else is in flight.
@@ -25,7 +25,6 @@ refused only after waiting in it.
 
 from __future__ import annotations
 
-import contextvars
 import random
 import time
 from collections.abc import Callable
@@ -44,8 +43,6 @@ __all__ = ["TIMEOUT_HEADER", "Admission", "OverloadedError"]
 # difference is how long the call waited in grpc's queue before the server could take it,
 # a wait this process cannot see otherwise. A duration, so clocks need not agree.
 TIMEOUT_HEADER = "x-timeout-ms"
-
-_taken_at: contextvars.ContextVar[float] = contextvars.ContextVar("admission_taken_at", default=0.0)
 
 _MAX_RETRY_AFTER = 5.0
 _ADAPT_SECONDS = 0.1
@@ -77,10 +74,6 @@ class Admission:
         """Decisions admitted and not yet answered."""
         return self._in_flight
 
-    def call_taken(self) -> None:
-        """Note that the server has just taken this call (from the RPC's own task)."""
-        _taken_at.set(time.monotonic())
-
     def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> int:
         """The cost admitted (give it back with `release`; 0 for RPCs not counted), or raise
         OverloadedError."""
@@ -99,20 +92,19 @@ class Admission:
         return cost
 
     def _waited(self, context: grpc.aio.ServicerContext) -> float:
-        """How long this call has waited since it reached the server, as far as can be told."""
-        taken = _taken_at.get()
-        waited = time.monotonic() - taken if taken else 0.0
+        """How long this call waited since it reached the server, when its caller says how
+        long it gave the call; 0 otherwise."""
         for key, value in context.invocation_metadata() or ():
             if key == TIMEOUT_HEADER:
                 remaining = context.time_remaining()
                 try:
                     sent_with = float(value) / 1000
                 except ValueError:
-                    break
-                if remaining is not None and 0 < sent_with < _MAX_DECLARED_TIMEOUT:
-                    waited = max(waited, sent_with - remaining)
-                break
-        return waited
+                    return 0.0
+                if remaining is None or not 0 < sent_with < _MAX_DECLARED_TIMEOUT:
+                    return 0.0
+                return sent_with - remaining
+        return 0.0
 
     def release(self, cost: int) -> None:
         self._in_flight -= cost
