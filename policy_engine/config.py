@@ -75,6 +75,11 @@ authentication, TLS and rate limits. Its shape, every key optional:
       local_admin:                   # only when auth.callers / mTLS are not configured
         token_file: null             # default: $XDG_STATE_HOME/policy-engine/admin-token
         anonymous_scopes: [authz:check]
+    admission:                       # overload: refuse at once (RESOURCE_EXHAUSTED) what cannot be served soon
+      enabled: true
+      queue_budget_ms: 20            # refuse a decision RPC that waited longer than this to start
+      max_in_flight_decisions: 20000 # decisions in handlers at once (a batch item is one)
+      retry_after_ms: 20             # the retry-after-ms hint, scaled by how far over budget
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ from policy_engine.limits import MAX_BATCH_ITEMS
 __all__ = [
     "DEFAULT_DB",
     "DEFAULT_LISTEN",
+    "AdmissionSettings",
     "AuditSettings",
     "ConnectionSettings",
     "EdgeSettings",
@@ -280,12 +286,23 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True)
+class AdmissionSettings:
+    """Overload shedding of decision RPCs (policy_engine/server/admission.py)."""
+
+    enabled: bool = True
+    queue_budget_ms: float = 20.0
+    max_in_flight_decisions: int = 20_000
+    retry_after_ms: float = 20.0
+
+
+@dataclass(frozen=True)
 class FileConfig:
     security: SecuritySettings = SecuritySettings()
     audit: AuditSettings = AuditSettings()
     threats: ThreatSettings = ThreatSettings()
     metrics_listen: str | None = None
     edge: EdgeSettings = EdgeSettings()
+    admission: AdmissionSettings = AdmissionSettings()
 
 
 @dataclass(frozen=True)
@@ -310,6 +327,7 @@ class Settings:
     threats: ThreatSettings = ThreatSettings()
     metrics_listen: str | None = None
     edge: EdgeSettings = EdgeSettings()
+    admission: AdmissionSettings = AdmissionSettings()
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -370,7 +388,22 @@ def load_config(path: Path) -> FileConfig:
         ),
         metrics_listen=metrics.get("listen", str),
         edge=_edge(root.section("edge"), path.parent),
+        admission=_admission(root.section("admission")),
     )
+
+
+def _admission(section: _Section) -> AdmissionSettings:
+    defaults = AdmissionSettings()
+    settings = AdmissionSettings(
+        enabled=section.get("enabled", bool, defaults.enabled),
+        queue_budget_ms=section.get("queue_budget_ms", float, defaults.queue_budget_ms),
+        max_in_flight_decisions=section.get("max_in_flight_decisions", int, defaults.max_in_flight_decisions),
+        retry_after_ms=section.get("retry_after_ms", float, defaults.retry_after_ms),
+    )
+    for key in ("queue_budget_ms", "max_in_flight_decisions", "retry_after_ms"):
+        if not getattr(settings, key) > 0:
+            raise ConfigError(f"{section.where}.{key}: must be more than 0")
+    return settings
 
 
 def _choice(section: _Section, key: str, choices: tuple[str, ...], default: str) -> str:

@@ -62,6 +62,9 @@ class Metrics:
         self.refused = Counter(
             "policy_engine_refused_requests", "Requests refused before deciding", ["code"], registry=r
         )
+        self.admission_refused = Counter(
+            "policy_engine_admission_refused", "Decision RPCs refused as overload", ["reason"], registry=r
+        )
         self.auth_failures = Counter(
             "policy_engine_authentication_failures", "Failed authentications", ["reason"], registry=r
         )

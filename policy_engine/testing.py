@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from policy_engine.config import AuditSettings, EdgeSettings, ThreatSettings
+from policy_engine.config import AdmissionSettings, AuditSettings, EdgeSettings, ThreatSettings
 from policy_engine.config import SecuritySettings, Settings
 from policy_engine.server.app import RunningServer, start_server
 
@@ -60,6 +60,7 @@ def running_server(
     audit: AuditSettings | None = None,
     threats: ThreatSettings | None = None,
     edge: EdgeSettings | None = None,
+    admission: AdmissionSettings | None = None,
 ) -> Iterator[ServerHandle]:
     """Run a real server (SQLite in a temporary folder unless `db_url`) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="policy-engine-") as scratch:
@@ -81,6 +82,7 @@ def running_server(
             else AuditSettings(spill_dir=Path(scratch) / "audit", writer="thread"),
             threats=threats if threats is not None else ThreatSettings(),
             edge=_with_token_file(edge or EdgeSettings(), Path(scratch) / "admin-token"),
+            admission=admission if admission is not None else AdmissionSettings(),
         )
         loop = asyncio.new_event_loop()
         started: dict[str, RunningServer | BaseException] = {}

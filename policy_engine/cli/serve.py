@@ -139,6 +139,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
             threats=config.threats,
             metrics_listen=args.metrics_listen or config.metrics_listen,
             edge=config.edge,
+            admission=config.admission,
         )
         asyncio.run(_serve(settings, args.worker_index, args.ready_fd))
     except (

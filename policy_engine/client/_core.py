@@ -27,7 +27,7 @@ from policy_engine.client.models import (
 )
 from policy_engine.v1 import authorization_pb2, types_pb2
 
-__all__ = ["DEFAULT_TIMEOUT", "RetryPolicy", "TLSConfig"]
+__all__ = ["DEFAULT_TIMEOUT", "RetryPolicy", "TLSConfig", "retry_after"]
 
 DEFAULT_TIMEOUT = 2.0
 TokenSource = str | Callable[[], str] | None
@@ -79,24 +79,46 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of reads (every AuthorizationService call) on UNAVAILABLE only, within the deadline.
+    """Retries of reads (every AuthorizationService call) within the deadline: on UNAVAILABLE
+    (the server is away) and RESOURCE_EXHAUSTED (overloaded or rate limited).
 
     Attempt n (from 0) waits `initial_backoff * multiplier**n`, capped at
-    `max_backoff`, with jitter down to half of it, and never past the deadline.
+    `max_backoff`, with jitter down to half of it, and never past the deadline. A
+    `retry-after-ms` hint from the server is a floor on the wait: an error whose hint
+    reaches past the deadline is raised at once.
     """
 
     max_attempts: int = 4
     initial_backoff: float = 0.05
     max_backoff: float = 1.0
     multiplier: float = 2.0
+    retryable: frozenset[grpc.StatusCode] = frozenset(
+        {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    )
 
-    def delay(self, attempt: int, code: grpc.StatusCode, remaining: float) -> float | None:
+    def delay(
+        self, attempt: int, code: grpc.StatusCode, remaining: float, retry_after: float | None = None
+    ) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None to give up with this error."""
-        if code != grpc.StatusCode.UNAVAILABLE or attempt + 1 >= self.max_attempts:
+        if code not in self.retryable or attempt + 1 >= self.max_attempts:
             return None
         delay = min(self.max_backoff, self.initial_backoff * self.multiplier**attempt)
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+        if retry_after is not None:
+            delay = max(delay, retry_after)
         return delay if delay < remaining else None
+
+
+def retry_after(error: grpc.RpcError) -> float | None:
+    """The server's `retry-after-ms` hint of a failed call, in seconds, if it gave one."""
+    trailing = getattr(error, "trailing_metadata", None)
+    for key, value in (trailing() if callable(trailing) else None) or ():
+        if key == "retry-after-ms":
+            try:
+                return max(0.0, float(value) / 1000)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 NO_RETRIES = RetryPolicy(max_attempts=1)
@@ -106,11 +128,20 @@ def channel_options(tls: TLSConfig | None) -> list[tuple[str, Any]]:
     return [*CHANNEL_OPTIONS, *(tls.options() if tls else ())]
 
 
-def call_metadata(token: TokenSource) -> tuple[tuple[str, str], ...] | None:
-    if token is None:
-        return None
-    value = token() if callable(token) else token
-    return (("authorization", f"Bearer {value}"),)
+# The timeout an attempt is sent with, in ms: grpc tells the server only the deadline, and
+# with both the server can tell how long the call queued before it could take it, and
+# refuse a call that waited past its latency budget (policy_engine/server/admission.py).
+TIMEOUT_HEADER = "x-timeout-ms"
+
+
+def call_metadata(token: TokenSource, timeout: float | None = None) -> tuple[tuple[str, str], ...] | None:
+    metadata: tuple[tuple[str, str], ...] = ()
+    if token is not None:
+        value = token() if callable(token) else token
+        metadata = (("authorization", f"Bearer {value}"),)
+    if timeout is not None:
+        metadata += ((TIMEOUT_HEADER, str(int(timeout * 1000))),)
+    return metadata or None
 
 
 # ---- requests ----

@@ -43,7 +43,7 @@ class AsyncClient:
     timeout  default deadline of each call in seconds (retries included)
     tls      TLSConfig for a TLS (or mTLS) channel; None: plaintext, for loopback and tests
     token    a bearer token, or a function returning one, sent as `authorization: Bearer ...`
-    retry    RetryPolicy for UNAVAILABLE; RetryPolicy(max_attempts=1) disables retries
+    retry    RetryPolicy for UNAVAILABLE and RESOURCE_EXHAUSTED; RetryPolicy(max_attempts=1) disables retries
     """
 
     def __init__(
@@ -240,13 +240,15 @@ class AsyncClient:
         deadline = time.monotonic() + (timeout or self._timeout)
         attempt = 0
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = max(deadline - time.monotonic(), 0.001)
             try:
                 return await method(
-                    request, timeout=max(remaining, 0.001), metadata=_core.call_metadata(self._token)
+                    request, timeout=remaining, metadata=_core.call_metadata(self._token, remaining)
                 )
             except grpc.RpcError as exc:
-                delay = self._retry.delay(attempt, exc.code(), deadline - time.monotonic())
+                delay = self._retry.delay(
+                    attempt, exc.code(), deadline - time.monotonic(), _core.retry_after(exc)
+                )
                 if delay is None:
                     raise error_from_rpc(exc) from None
             await asyncio.sleep(delay)

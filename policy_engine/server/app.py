@@ -151,11 +151,12 @@ async def start_server(settings: Settings, worker: int | None = None) -> Running
     ready = await bootstrap.attempt()
 
     server = grpc.aio.server(
-        interceptors=[EdgeInterceptor(build_guard(security, settings.edge, local_admin_token))],
+        interceptors=[EdgeInterceptor(build_guard(security, settings.edge, local_admin_token), settings.admission)],
         # Only the workers of one `serve --workers N` share a port; anything else finds it taken.
         options=channel_options(settings.edge, reuse_port=worker is not None),
-        # Beyond this many RPCs in flight, new ones are shed with RESOURCE_EXHAUSTED
-        # instead of queueing until latency collapses.
+        # grpc.aio stops taking calls beyond this many in flight: the rest wait unseen until
+        # their callers give up (CANCELLED). A backstop only; overload is shed earlier, with
+        # RESOURCE_EXHAUSTED, by the EdgeInterceptor's admission (server/admission.py).
         maximum_concurrent_rpcs=security.rate_limits.max_concurrent_rpcs,
     )
     try:

@@ -17,6 +17,7 @@ from policy_engine.auth.callers import CallerAuthenticator
 from policy_engine.auth.credentials import authorization_value
 from policy_engine.auth.principal import Principal
 from policy_engine.auth.subjects import SubjectTokenResolver
+from policy_engine.config import AdmissionSettings
 from policy_engine.errors import (
     BundleError,
     DeadlineExceededError,
@@ -33,6 +34,7 @@ from policy_engine.errors import (
 )
 from policy_engine.logs import bind_request
 from policy_engine.metrics import METRICS
+from policy_engine.server.admission import Admission
 from policy_engine.server.context import current_principal
 from policy_engine.server.requests import Refusal, RefusalLog, guarded_deserializer
 from policy_engine.server.throttling import ConnectionLimiter, RateLimiter
@@ -112,8 +114,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     where errors become gRPC statuses. The wrapped handler of each method is built once.
     """
 
-    def __init__(self, guard: Guard | None = None) -> None:
+    def __init__(self, guard: Guard | None = None, admission: AdmissionSettings | None = None) -> None:
         self._guard = guard
+        self.admission = Admission(admission or AdmissionSettings(enabled=False), _DECISIONS_ASKED)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
@@ -129,17 +132,19 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if known is not None and known[0] is handler:
             return known[1]
         guard = None if method.startswith(UNGUARDED_PREFIX) else self._guard
-        wrapped = _rewrap(handler, method, _unary(guard, method), _stream(guard, method))
+        wrapped = _rewrap(handler, method, _unary(guard, method, self.admission), _stream(guard, method))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
+def _unary(guard: Guard | None, method: str, admission: Admission) -> Callable[[Any], Any]:
     def wrap(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if type(request) is Refusal:
                 await request.abort(context)
+            admitted = 0
             try:
+                admitted = admission.admit(method, request, context)
                 if guard is None:
                     return await inner(request, context)
                 peer = context.peer()
@@ -154,6 +159,8 @@ def _unary(guard: Guard | None, method: str) -> Callable[[Any], Any]:
                 raise
             except Exception as exc:
                 await _abort(context, exc, method)
+            finally:
+                admission.release(admitted)
 
         return call
 

@@ -75,10 +75,11 @@ class TestIdentity:
 
 
 class TestRetryPolicy:
-    def test_only_unavailable_is_retried(self) -> None:
-        """Only UNAVAILABLE gets a delay; other codes give up at once."""
+    def test_only_unavailable_and_overload_are_retried(self) -> None:
+        """Only UNAVAILABLE and RESOURCE_EXHAUSTED get a delay; other codes give up at once."""
         policy = RetryPolicy()
         assert policy.delay(0, grpc.StatusCode.UNAVAILABLE, 10) is not None
+        assert policy.delay(0, grpc.StatusCode.RESOURCE_EXHAUSTED, 10) is not None
         for code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL):
             assert policy.delay(0, code, 10) is None
 
@@ -88,6 +89,13 @@ class TestRetryPolicy:
         assert policy.delay(2, grpc.StatusCode.UNAVAILABLE, 10) is None
         assert policy.delay(0, grpc.StatusCode.UNAVAILABLE, 0.01) is None
         assert 0.05 <= policy.delay(1, grpc.StatusCode.UNAVAILABLE, 10) <= 0.15  # type: ignore[operator]
+
+    def test_server_hint_is_a_floor_within_the_deadline(self) -> None:
+        """A retry-after hint longer than the backoff is waited out; one past the deadline gives up."""
+        policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.02)
+        assert policy.delay(0, grpc.StatusCode.RESOURCE_EXHAUSTED, 10, retry_after=0.5) == 0.5
+        assert policy.delay(0, grpc.StatusCode.RESOURCE_EXHAUSTED, 0.4, retry_after=0.5) is None
+        assert policy.delay(0, grpc.StatusCode.RESOURCE_EXHAUSTED, 10, retry_after=0.001) <= 0.02  # type: ignore[operator]
 
 
 def test_errors_map_by_code() -> None:
