@@ -295,8 +295,8 @@ class Guard:
         self._rpc_limits = rpc_limits
         self._connections = connections
         self._connection_calls = connection_calls
-        # Without caller authentication every caller of a decision method is the same anonymous
-        # principal: make it once. Other methods look for the local admin credential.
+        # Without caller authentication every caller of a decision method that presents no
+        # credential is the same anonymous principal: make it once.
         self._anonymous: Principal | None = (
             None if authenticator.enabled else authenticator.authenticate(None, None)
         )
@@ -323,9 +323,10 @@ class Guard:
         self._connections.leave(peer)
 
     def admit(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> None:
-        principal = self._anonymous if method.startswith(_AUTHORIZATION) else None
-        if principal is None:
-            authorization = authorization_value(context.invocation_metadata())
+        authorization = authorization_value(context.invocation_metadata())
+        if authorization is None and self._anonymous is not None and method.startswith(_AUTHORIZATION):
+            principal = self._anonymous
+        else:  # a decision caller presenting the local admin credential gets its scopes (explain)
             principal = self._authenticator.authenticate(authorization, context.auth_context())
         if not self._authorized(principal, method):
             raise PermissionDeniedError(f"{principal.id!r} may not call {method}")
