@@ -27,11 +27,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Refuse rather than drop acknowledged content: a version that declares roles would decide
     # differently without them, under the same sha256.
-    bind = op.get_bind()
-    declared = bind.execute(sa.text("SELECT COUNT(*) FROM policy_versions WHERE roles_text <> ''")).scalar()
+    declared = op.get_bind().scalar(
+        sa.text("SELECT COUNT(*) FROM policy_versions WHERE roles_text <> ''")
+    )
     if declared:
         raise RuntimeError(
-            f"{declared} stored version(s) declare roles.yaml; downgrading would change what they decide"
+            f"{declared} stored version(s) declare roles.yaml; "
+            "downgrading would change what they decide"
         )
     with op.batch_alter_table("policy_versions", recreate="never") as batch:
         batch.drop_column("roles_text")
