@@ -90,8 +90,9 @@ def _write_set(folder: Path, roles: str = ROLES) -> Path:
 def ctl(server: ServerHandle, *args: str) -> tuple[int, str, str]:
     """policyctl against the server; pushes from the test's scratch folders, which are not in git."""
     out, err = io.StringIO(), io.StringIO()
+    remote = ["--server", server.target, "--token-file", str(server.admin_token_file)]
     extra = ["--allow-dirty"] if args[0] == "push" else []
-    code = policyctl.run([args[0], "--server", server.target, *extra, *args[1:]], out, err)
+    code = policyctl.run([args[0], *remote, *extra, *args[1:]], out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -146,7 +147,7 @@ def test_export_writes_roles_yaml_and_round_trips_to_the_same_sha(server: Server
     code, _, err = ctl(server, "export", "1", str(target), "--set", "gh")
     assert code == 0, err
     assert (target / "roles.yaml").read_text(encoding="utf-8") == ROLES
-    with AdminClient(server.target) as admin:
+    with AdminClient(server.target, token=server.admin_token) as admin:
         version, files = admin.get("gh", 1)
     assert files.roles == ROLES
     assert bundle_digest(load_bundle(target, name="gh")) == version.sha256
@@ -184,8 +185,8 @@ def test_a_bad_roles_yaml_is_refused_by_push_with_file_and_line(server: ServerHa
     folder = _write_set(tmp_path / "gh", roles="g2:\n  names: keyMatch9\n")
     bundle = load_bundle(folder, name="gh")
     files = BundleFiles(bundle.model_text, bundle.policy_text, {}, bundle.schema_text, bundle.roles_text)
-    with AdminClient(server.target) as admin, pytest.raises(grpc.RpcError) as caught:
+    with AdminClient(server.target, token=server.admin_token) as admin, pytest.raises(grpc.RpcError) as caught:
         admin.push("gh", files, message="bad", author="t")
     assert "roles.yaml:2" in caught.value.details()
-    code, _, _ = ctl(server, "versions", "--set", "gh")
-    assert code != 0
+    code, _, err = ctl(server, "versions", "--set", "gh")
+    assert code != 0 and "unknown policy set 'gh'" in err
