@@ -49,6 +49,7 @@ from policy_engine.bundle import check_bundle, inspect_bundle, load_bundle
 from policy_engine.bundle.digest import bundle_digest
 from policy_engine.bundle.loader import MODEL_FILE, POLICY_FILE, Bundle
 from policy_engine.bundle.provenance import git_provenance
+from policy_engine.bundle.roles import ROLES_FILE
 from policy_engine.bundle.schema import SCHEMA_FILE
 from policy_engine.cli.output import print_json, print_table
 from policy_engine.client import SyncClient, TLSConfig
@@ -227,7 +228,7 @@ def _show(args: argparse.Namespace, out: _Output) -> int:
         print(f"commit   {version.git_commit or '-'}{' (dirty)' if version.git_dirty else ''}", file=stream)
         print(f"message  {version.message}", file=stream)
         print(f"rules    {version.rule_count}; tests: {', '.join(files.tests) or 'none'}", file=stream)
-        for name, text in ((MODEL_FILE, files.model), (SCHEMA_FILE, files.schema), (POLICY_FILE, files.policy)):
+        for name, text in ((MODEL_FILE, files.model), (SCHEMA_FILE, files.schema), (ROLES_FILE, files.roles), (POLICY_FILE, files.policy)):
             if text:
                 print(f"\n--- {name} ---", file=stream)
                 print(text, file=stream, end="" if text.endswith("\n") else "\n")
@@ -247,9 +248,11 @@ def _diff(args: argparse.Namespace, out: _Output) -> int:
             print(f"+ {rule}    [v{args.to_version} {POLICY_FILE}:{line}]", file=stream)
         if diff.model_diff:
             print(diff.model_diff, file=stream, end="")
+        if diff.roles_diff:
+            print(diff.roles_diff, file=stream, end="")
         for path in diff.tests_changed:
             print(f"~ {path}", file=stream)
-        if not (diff.added or diff.removed or diff.model_diff or diff.tests_changed):
+        if not (diff.added or diff.removed or diff.model_diff or diff.roles_diff or diff.tests_changed):
             print("no differences", file=stream)
 
     out.emit(diff, text)
@@ -305,7 +308,7 @@ def _export(args: argparse.Namespace, out: _Output) -> int:
     with _admin(args) as admin:
         version, files = admin.get(args.policy_set, args.version)
     target = Path(args.dir)
-    bundle = Bundle(version.policy_set, files.model, files.policy, files.tests, files.schema)
+    bundle = Bundle(version.policy_set, files.model, files.policy, files.tests, files.schema, roles_text=files.roles)
     if bundle_digest(bundle) != version.sha256:
         raise Refused(f"version {version.number} content does not match its sha256")
     target.mkdir(parents=True, exist_ok=True)
@@ -313,6 +316,8 @@ def _export(args: argparse.Namespace, out: _Output) -> int:
     (target / POLICY_FILE).write_text(files.policy, encoding="utf-8")
     if files.schema:
         (target / SCHEMA_FILE).write_text(files.schema, encoding="utf-8")
+    if files.roles:
+        (target / ROLES_FILE).write_text(files.roles, encoding="utf-8")
     for path, text in files.tests.items():
         (target / path).parent.mkdir(parents=True, exist_ok=True)
         (target / path).write_text(text, encoding="utf-8")
@@ -368,9 +373,7 @@ def _local_admin_token(server: str) -> str | None:
 
 
 def _files(bundle: Bundle) -> BundleFiles:
-    if bundle.roles_text:  # PushVersion and the store do not carry roles.yaml yet: never drop it
-        raise BundleError([Problem("roles.yaml", "cannot be pushed yet: the server does not store it")])
-    return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text)
+    return BundleFiles(bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text, bundle.roles_text)
 
 
 # ---- the decision log -----------------------------------------------------------------------

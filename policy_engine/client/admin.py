@@ -34,6 +34,7 @@ class BundleFiles:
     policy: str
     tests: Mapping[str, str]
     schema: str = ""
+    roles: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class DiffResult:
     removed: tuple[tuple[str, int], ...]
     model_diff: str
     tests_changed: tuple[str, ...]
+    roles_diff: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class AdminClient:
                     policy=files.policy,
                     tests=dict(files.tests),
                     schema=files.schema,
+                    roles=files.roles,
                 ),
                 message=message,
                 author=author,
@@ -179,7 +182,7 @@ class AdminClient:
             admin_pb2.GetVersionRequest(policy_set=policy_set, number=number), **self._call()
         )
         content = response.content
-        files = BundleFiles(content.model, content.policy, dict(content.tests), content.schema)
+        files = BundleFiles(content.model, content.policy, dict(content.tests), content.schema, content.roles)
         return _version(response.version), files
 
     def diff(self, policy_set: str, from_number: int, to_number: int) -> DiffResult:
@@ -194,6 +197,7 @@ class AdminClient:
             removed=tuple((c.rule, c.line) for c in response.removed),
             model_diff=response.model_diff,
             tests_changed=tuple(response.tests_changed),
+            roles_diff=response.roles_diff,
         )
 
     def activate(

@@ -45,6 +45,7 @@ def bundle_from_push(request: admin_pb2.PushVersionRequest) -> Bundle:
         policy_text=request.content.policy,
         tests=dict(request.content.tests),
         schema_text=request.content.schema,
+        roles_text=request.content.roles,
     )
 
 
@@ -82,6 +83,7 @@ def content(record: VersionRecord) -> admin_pb2.BundleContent:
         policy=record.policy_text,
         tests=dict(record.tests),
         schema=record.schema_text,
+        roles=record.roles_text,
     )
 
 
@@ -113,6 +115,7 @@ def diff_response(diff: VersionDiff) -> admin_pb2.DiffVersionsResponse:
         removed=[admin_pb2.RuleChange(rule=r.text, line=r.line or 0) for r in diff.removed],
         model_diff=diff.model_diff,
         tests_changed=list(diff.tests_changed),
+        roles_diff=diff.roles_diff,
     )
 
 

@@ -69,7 +69,7 @@ def check_in_process(bundle: Bundle) -> CheckedPush:
 
 
 def _bundle_size(bundle: Bundle) -> int:
-    return len(bundle.model_text) + len(bundle.policy_text) + len(bundle.schema_text) + sum(
+    return len(bundle.model_text) + len(bundle.policy_text) + len(bundle.schema_text) + len(bundle.roles_text) + sum(
         len(t) for t in bundle.tests.values()
     )
 
@@ -125,7 +125,9 @@ class BundleChecker:
             self._stop()
 
     def _check_now(self, bundle: Bundle) -> CheckedPush:
-        payload = (bundle.name, bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text)
+        payload = (
+            bundle.name, bundle.model_text, bundle.policy_text, dict(bundle.tests), bundle.schema_text, bundle.roles_text
+        )
         try:
             try:
                 answer = self._ask(payload)
@@ -202,8 +204,8 @@ def _serve(connection: Connection, idle_seconds: float) -> None:
             return
         if payload is None:
             return
-        name, model_text, policy_text, tests, schema_text = payload
-        bundle = Bundle(name, model_text, policy_text, tests, schema_text)
+        name, model_text, policy_text, tests, schema_text, roles_text = payload
+        bundle = Bundle(name, model_text, policy_text, tests, schema_text, roles_text=roles_text)
         try:
             checked = check_in_process(bundle)
         except BundleError as exc:

@@ -37,7 +37,12 @@ class LoadedPolicy:
 def load_version(record: VersionRecord) -> LoadedPolicy:
     """Compile a stored version (off the request path: this can take a while for big sets)."""
     bundle = Bundle(
-        record.policy_set, record.model_text, record.policy_text, record.tests, record.schema_text
+        record.policy_set,
+        record.model_text,
+        record.policy_text,
+        record.tests,
+        record.schema_text,
+        roles_text=record.roles_text,
     )
     engine = compile_bundle(bundle)
     return LoadedPolicy(

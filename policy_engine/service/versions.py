@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from policy_engine.bundle import Bundle, check_bundle
 from policy_engine.bundle.loader import MODEL_FILE, SET_NAME
+from policy_engine.bundle.roles import ROLES_FILE
 from policy_engine.engine import Engine, MatchedRule
 from policy_engine.service.compile_worker import (
     PushCheck,
@@ -74,6 +75,7 @@ class VersionDiff:
     removed: tuple[MatchedRule, ...]
     model_diff: str
     tests_changed: tuple[str, ...]
+    roles_diff: str = ""
 
 
 class VersionService:
@@ -119,6 +121,7 @@ class VersionService:
                 git_commit=provenance.git_commit,
                 git_dirty=provenance.git_dirty,
                 schema_text=bundle.schema_text,
+                roles_text=bundle.roles_text,
             ),
             ActivationRequest(author, reason or message, expect_none_active=only_if_none_active)
             if activate
@@ -191,7 +194,15 @@ class VersionService:
                 if old.tests.get(path) != new.tests.get(path)
             )
         )
-        return VersionDiff(added, removed, model_diff, tests_changed)
+        roles_diff = "".join(
+            difflib.unified_diff(
+                old.roles_text.splitlines(keepends=True),
+                new.roles_text.splitlines(keepends=True),
+                fromfile=f"v{from_number}/{ROLES_FILE}",
+                tofile=f"v{to_number}/{ROLES_FILE}",
+            )
+        )
+        return VersionDiff(added, removed, model_diff, tests_changed, roles_diff)
 
     def activate(
         self,

@@ -57,6 +57,7 @@ class NewVersion:
     git_commit: str | None = None
     git_dirty: bool | None = None
     schema_text: str = ""
+    roles_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class VersionRecord:
     git_dirty: bool | None
     created_at: datetime
     schema_text: str = ""
+    roles_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ class PolicyRepository:
                 policy_text=new.policy_text,
                 tests_json=json.dumps(dict(new.tests), sort_keys=True),
                 schema_text=new.schema_text,
+                roles_text=new.roles_text,
                 rule_count=new.rule_count,
                 message=new.message,
                 author=new.author,
@@ -482,6 +485,7 @@ def _version(row: Any) -> VersionRecord:
         git_dirty=row.git_dirty,
         created_at=_utc(row.created_at),
         schema_text=row.schema_text,
+        roles_text=row.roles_text,
     )
 
 

@@ -50,6 +50,7 @@ policy_versions = Table(
     # JSON object {path: text} of the bundle's test files
     Column("tests_json", Text, nullable=False),
     Column("schema_text", Text, nullable=False, server_default=""),
+    Column("roles_text", Text, nullable=False, server_default=""),
     Column("rule_count", Integer, nullable=False),
     Column("message", Text, nullable=False),
     Column("author", String(255), nullable=False),

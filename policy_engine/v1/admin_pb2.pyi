@@ -214,7 +214,7 @@ class SetLegalHoldResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class BundleContent(_message.Message):
-    __slots__ = ("model", "policy", "tests", "schema")
+    __slots__ = ("model", "policy", "tests", "schema", "roles")
     class TestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -226,11 +226,13 @@ class BundleContent(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     model: str
     policy: str
     tests: _containers.ScalarMap[str, str]
     schema: str
-    def __init__(self, model: _Optional[str] = ..., policy: _Optional[str] = ..., tests: _Optional[_Mapping[str, str]] = ..., schema: _Optional[str] = ...) -> None: ...
+    roles: str
+    def __init__(self, model: _Optional[str] = ..., policy: _Optional[str] = ..., tests: _Optional[_Mapping[str, str]] = ..., schema: _Optional[str] = ..., roles: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("git_commit", "git_dirty", "has_git")
@@ -349,16 +351,18 @@ class RuleChange(_message.Message):
     def __init__(self, rule: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
 
 class DiffVersionsResponse(_message.Message):
-    __slots__ = ("added", "removed", "model_diff", "tests_changed")
+    __slots__ = ("added", "removed", "model_diff", "tests_changed", "roles_diff")
     ADDED_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     MODEL_DIFF_FIELD_NUMBER: _ClassVar[int]
     TESTS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    ROLES_DIFF_FIELD_NUMBER: _ClassVar[int]
     added: _containers.RepeatedCompositeFieldContainer[RuleChange]
     removed: _containers.RepeatedCompositeFieldContainer[RuleChange]
     model_diff: str
     tests_changed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, added: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., model_diff: _Optional[str] = ..., tests_changed: _Optional[_Iterable[str]] = ...) -> None: ...
+    roles_diff: str
+    def __init__(self, added: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., model_diff: _Optional[str] = ..., tests_changed: _Optional[_Iterable[str]] = ..., roles_diff: _Optional[str] = ...) -> None: ...
 
 class Activation(_message.Message):
     __slots__ = ("id", "policy_set", "version", "previous_version", "actor", "reason", "created_at")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy
 
@@ -66,6 +68,13 @@ class TestVersions:
         assert dict(record.tests) == {"tests/a_test.yaml": "tests: []"}
         assert (record.git_commit, record.git_dirty, record.author) == ("abc123", False, "tester")
         assert record.created_at.tzinfo is not None
+
+    def test_roles_yaml_round_trips(self, repository: PolicyRepository) -> None:
+        """A version's roles.yaml is stored and comes back as pushed; without one it is empty."""
+        repository.add_version("default", replace(content(1), roles_text="g2:\n  names: keyMatch2\n"))
+        repository.add_version("default", content(2))
+        assert repository.get_version("default", 1).roles_text == "g2:\n  names: keyMatch2\n"
+        assert repository.get_version("default", 2).roles_text == ""
 
     def test_unknown_version_is_not_found(self, repository: PolicyRepository) -> None:
         """Asking for a version that does not exist raises NotFoundError."""
@@ -160,6 +169,7 @@ class TestImmutability:
         "statement",
         [
             "UPDATE policy_versions SET policy_text = 'p, evil'",
+            "UPDATE policy_versions SET roles_text = 'g: {names: regexMatch}'",
             "DELETE FROM policy_versions",
             "UPDATE activations SET reason = 'rewritten'",
             "DELETE FROM activations",
@@ -218,6 +228,17 @@ class TestHistory:
         repository.activate("default", 2, actor="ops", reason="b")
         assert [a.version for a in repository.list_activations("default")] == [2, 1]
         assert [a.reason for a in repository.list_activations(since_id=first.id)] == ["b"]
+
+
+def test_downgrade_below_roles_refuses_while_a_version_declares_roles(database_url: str) -> None:
+    """Downgrading past 0007 refuses, keeping the column, while a stored version has roles.yaml."""
+    engine = open_database(database_url)
+    ensure_schema(engine, database_url)
+    PolicyRepository(engine).add_version("default", replace(content(1), roles_text="g2:\n  names: keyMatch2\n"))
+    with pytest.raises(RuntimeError, match="declare roles.yaml"):
+        downgrade(engine, "0006")
+    assert PolicyRepository(engine).get_version("default", 1).roles_text == "g2:\n  names: keyMatch2\n"
+    engine.dispose()
 
 
 def test_every_migration_applies_and_reverts_one_at_a_time(database_url: str) -> None:
