@@ -15,6 +15,7 @@ from policy_engine.bundle import load_bundle
 from policy_engine.client.admin import AdminClient, BundleFiles
 from policy_engine.config import AuditSettings
 from policy_engine.metrics import METRICS
+from tests.support.edge import EXPLAINING_LOCAL_CALLERS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 
@@ -29,7 +30,7 @@ def line_of(rule: str) -> int:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
-    with running_server(ROOT / "policies") as handle:
+    with running_server(ROOT / "policies", edge=EXPLAINING_LOCAL_CALLERS) as handle:
         yield handle
 
 

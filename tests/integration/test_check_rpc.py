@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from policy_engine.store import NewVersion, PolicyRepository, open_database
+from tests.support.edge import EXPLAINING_LOCAL_CALLERS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 
@@ -19,7 +20,7 @@ from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     root = Path(__file__).resolve().parents[2]
-    with running_server(root / "policies") as handle:
+    with running_server(root / "policies", edge=EXPLAINING_LOCAL_CALLERS) as handle:
         yield handle
 
 

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from policy_engine import limits
+from tests.support.edge import EXPLAINING_LOCAL_CALLERS
 from policy_engine.testing import running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2
 
@@ -19,7 +20,7 @@ TOOLS = ["shell_exec", "web_search", "payments_transfer", "sql_query", "code_int
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[authorization_pb2_grpc.AuthorizationServiceStub]:
-    with running_server(ROOT / "policies") as server, grpc.insecure_channel(server.target) as channel:
+    with running_server(ROOT / "policies", edge=EXPLAINING_LOCAL_CALLERS) as server, grpc.insecure_channel(server.target) as channel:
         yield authorization_pb2_grpc.AuthorizationServiceStub(channel)
 
 

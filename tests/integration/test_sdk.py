@@ -34,6 +34,7 @@ from policy_engine.client import (
     acting_as,
     guarded_tool,
 )
+from tests.support.edge import EXPLAINING_LOCAL_CALLERS
 from policy_engine.testing import ServerHandle, running_server
 from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc
 from tests.support.processes import free_port
@@ -55,7 +56,7 @@ CAROL = {"tenant": "acme", "subject": "carol", "subject_attributes": {"mfa": Tru
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
-    with running_server(POLICIES) as handle:
+    with running_server(POLICIES, edge=EXPLAINING_LOCAL_CALLERS) as handle:
         yield handle
 
 
