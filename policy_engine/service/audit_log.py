@@ -4,7 +4,7 @@ Replay is the impact analysis before activation: it re-decides logged
 requests (attributes decrypted with the server's keys) under a candidate
 version and counts what would flip. Attributes stored only as keyed hashes
 cannot be replayed; a rule reading one sees it missing (a denial), which the
-report's `skipped` and the README call out.
+report's `skipped` and docs/audit.md call out.
 """
 
 from __future__ import annotations
