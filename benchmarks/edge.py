@@ -26,7 +26,6 @@ phase. Numbers, not assertions.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing as mp
 import os
 import resource
@@ -44,25 +43,13 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2  # noqa: E402
+from probes import check_request, free_port  # noqa: E402
+from policy_engine.v1 import authorization_pb2_grpc  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def check_request() -> authorization_pb2.CheckRequest:
-    return authorization_pb2.CheckRequest(
-        tenant="acme",
-        subject=types_pb2.Entity(id="dave"),
-        action="invoke",
-        resource=types_pb2.Resource(kind="tool", id="web_search"),
-    )
 
 
 def start_server(port: int, scratch: Path, config: Path | None, nofile: int | None = None) -> subprocess.Popen[bytes]:

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serve import check_request, free_port, wait_ready  # noqa: E402
+from probes import check_request, free_port  # noqa: E402
+from serve import wait_ready  # noqa: E402
 
 from policy_engine.server.admission import TIMEOUT_HEADER  # noqa: E402
 from policy_engine.v1 import authorization_pb2_grpc  # noqa: E402
@@ -85,13 +86,12 @@ async def _load(
     """(status name, seconds, seconds into the phase) of every call made by `inflight`
     closed-loop workers."""
     results: list[tuple[str, float, float]] = []
-    request = check_request()
     # As the SDK does: the attempt's timeout, so the server can tell how long a call queued.
     metadata = ((TIMEOUT_HEADER, str(round(deadline * 1000))),) if header else None
     async with grpc.aio.insecure_channel(target) as channel:
         stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
         with contextlib.suppress(grpc.aio.AioRpcError):
-            await stub.Check(request, timeout=10)
+            await stub.Check(check_request(), timeout=10)
         begin = time.perf_counter()
         stop = time.monotonic() + duration
 
@@ -99,7 +99,7 @@ async def _load(
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 try:
-                    await stub.Check(request, timeout=deadline, metadata=metadata)
+                    await stub.Check(check_request(), timeout=deadline, metadata=metadata)
                     results.append(("OK", time.perf_counter() - started, started - begin))
                 except grpc.aio.AioRpcError as error:
                     results.append((error.code().name, time.perf_counter() - started, started - begin))
@@ -132,17 +132,16 @@ def drive(
 
 
 def unloaded(target: str, count: int) -> list[float]:
-    request = check_request()
     times = []
     with grpc.insecure_channel(target) as channel:
         stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
         for _ in range(50):
             with contextlib.suppress(grpc.RpcError):
-                stub.Check(request, timeout=10)
+                stub.Check(check_request(), timeout=10)
         for _ in range(count):
             started = time.perf_counter()
             try:
-                stub.Check(request, timeout=10)
+                stub.Check(check_request(), timeout=10)
             except grpc.RpcError as error:  # a host stall past the budget: counted, not timed
                 if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise

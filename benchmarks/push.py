@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,24 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from policy_engine.client.admin import AdminClient, BundleFiles  # noqa: E402
-from policy_engine.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2  # noqa: E402
+from probes import check_request, free_port  # noqa: E402
+from policy_engine.v1 import authorization_pb2_grpc  # noqa: E402
 
 ROLES = 1_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def check_request() -> authorization_pb2.CheckRequest:
-    return authorization_pb2.CheckRequest(
-        tenant="acme",
-        subject=types_pb2.Entity(id="dave"),
-        action="invoke",
-        resource=types_pb2.Resource(kind="tool", id="web_search"),
-    )
 
 
 def wait_ready(target: str, timeout: float = 120) -> None:
@@ -110,13 +97,12 @@ def _client(target: str, inflight: int, stop: Any, out: Any) -> None:
     async def run() -> list[tuple[float, float]]:
         channel = grpc.aio.insecure_channel(target)
         call = authorization_pb2_grpc.AuthorizationServiceStub(channel).Check
-        request = check_request()
         samples: list[tuple[float, float]] = []
 
         async def worker() -> None:
             while not stop.is_set():
                 started = time.perf_counter()
-                await call(request, timeout=30)
+                await call(check_request(), timeout=30)
                 samples.append((started, time.perf_counter() - started))
 
         await asyncio.gather(*(worker() for _ in range(inflight)))
