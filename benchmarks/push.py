@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from policy_engine.auth.callers import ADMIN_TOKEN_ENV, read_admin_token  # noqa: E402
 from policy_engine.client.admin import AdminClient, BundleFiles  # noqa: E402
 from probes import check_request, free_port  # noqa: E402
 from policy_engine.v1 import authorization_pb2_grpc  # noqa: E402
@@ -71,7 +73,9 @@ def start_server(serve_bin: str, port: int, scratch: Path) -> subprocess.Popen[b
         "--policies", str(ROOT / "policies"), "--config", str(config), "--log-level", "WARNING",
     ]
     log = (scratch / "serve.log").open("w")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch)
+    # The server's local admin credential, in the scratch folder: pushes need it.
+    environment = {**os.environ, ADMIN_TOKEN_ENV: str(scratch / "admin-token")}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch, env=environment)
     wait_ready(f"127.0.0.1:{port}")
     return process
 
@@ -168,7 +172,7 @@ def main() -> None:
             print(f"idle:        {quiet['count']:6d} Checks  p50 {quiet['p50']:6.2f} ms  p99 {quiet['p99']:6.2f} ms")
 
             rss = [rss_mib(server.pid)]
-            with AdminClient(target, timeout=600) as admin:
+            with AdminClient(target, timeout=600, token=read_admin_token(Path(scratch) / "admin-token")) as admin:
                 with Load(target, args.inflight) as during:
                     started = time.perf_counter()
                     admin.push("bench", first, message="push 1", author="bench")
