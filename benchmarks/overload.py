@@ -69,7 +69,7 @@ def start_server(port: int, scratch: Path, admission: bool, budget_ms: float) ->
     ]
     log = (scratch / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch)
-    wait_ready(f"127.0.0.1:{port}")
+    wait_ready(f"127.0.0.1:{port}", check_request().SerializeToString())
     return process
 
 
